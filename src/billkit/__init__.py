@@ -1,0 +1,107 @@
+"""billkit: one typed model for bills and invoices at AcceptEasy, BILL and Facturapi.
+
+async with billkit.AsyncClient("facturapi", sandbox=True) as client:
+    invoice = await client.submit_and_wait(bill)
+"""
+
+from billkit.client import AsyncClient, Capabilities, Client
+from billkit.errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BillkitError,
+    BulkRejected,
+    ConfigurationError,
+    ConflictError,
+    MoneyError,
+    NotFoundError,
+    OperationCancelled,
+    OperationFailed,
+    OperationTimeout,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    Problem,
+    RateLimitError,
+    ServerError,
+    TokenError,
+    UnsupportedFeatureError,
+    ValidationError,
+    WebhookVerificationError,
+)
+from billkit.models import (
+    Address,
+    Bill,
+    BillStatus,
+    BulkResult,
+    Direction,
+    ItemResult,
+    ItemStatus,
+    LineItem,
+    Party,
+    Tax,
+)
+from billkit.money import Money
+from billkit.operations import (
+    BlockingBulkOperation,
+    BlockingOperation,
+    BulkOperation,
+    Operation,
+    OperationState,
+    PollPolicy,
+    as_completed,
+    gather,
+)
+from billkit.transport import RetryPolicy, Timeouts
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "Address",
+    "AsyncClient",
+    "AuthenticationError",
+    "Bill",
+    "BillStatus",
+    "BillkitError",
+    "BlockingBulkOperation",
+    "BlockingOperation",
+    "BulkOperation",
+    "BulkRejected",
+    "BulkResult",
+    "Capabilities",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "Direction",
+    "ItemResult",
+    "ItemStatus",
+    "LineItem",
+    "Money",
+    "MoneyError",
+    "NotFoundError",
+    "Operation",
+    "OperationCancelled",
+    "OperationFailed",
+    "OperationState",
+    "OperationTimeout",
+    "OutcomeUnknownError",
+    "Party",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "Problem",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServerError",
+    "Tax",
+    "Timeouts",
+    "TokenError",
+    "UnsupportedFeatureError",
+    "ValidationError",
+    "WebhookVerificationError",
+    "__version__",
+    "as_completed",
+    "gather",
+]

@@ -1,0 +1,164 @@
+"""Clocks: the one place billkit reads time and sleeps, so tests and sandboxes can run on virtual time.
+
+:class:`SystemClock` is the default. :class:`VirtualClock` (also exported by :mod:`billkit.testing`) runs
+polling, backoff and the sandboxes' background jobs on virtual time: with ``autojump=True`` (the default)
+time jumps to the next sleeper as soon as every task is waiting on the clock, so an hour of polling takes
+milliseconds; with ``autojump=False`` a test moves time itself with :meth:`VirtualClock.advance`.
+Both work under asyncio and trio (through anyio).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = ["Clock", "SystemClock", "VirtualClock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What billkit needs of a clock."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the epoch (for HTTP dates and timestamps)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def sleep_until(self, deadline: float, wake: anyio.Event | None = None) -> None:
+        """Sleep until ``deadline`` (on the ``now()`` scale), or until ``wake`` is set, whichever is first."""
+        ...
+
+
+class SystemClock:
+    """Real time: ``time.monotonic`` and anyio sleeps."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+    async def sleep_until(self, deadline: float, wake: anyio.Event | None = None) -> None:
+        delay = max(0.0, deadline - self.now())
+        if wake is None:
+            await anyio.sleep(delay)
+            return
+        with anyio.move_on_after(delay):
+            await wake.wait()
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class _Sleeper:
+    __slots__ = ("deadline", "fired")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+
+
+class VirtualClock:
+    """Virtual time for tests and sandboxes.
+
+    ``autojump=True``: when every task is blocked on this clock (no task made progress through
+    ``settle_checkpoints`` scheduler rounds), time jumps to the earliest sleeper's deadline. The clock never
+    moves backwards and never jumps while a task can still run, so virtual durations are those the code asked
+    for: ten polls 30 s apart take 300 virtual seconds whatever the machine does.
+
+    ``autojump=False``: time only moves with :meth:`advance` (for step-by-step tests).
+    """
+
+    def __init__(self, start: float = 0.0, *, autojump: bool = True, wall_start: float = 1_790_000_000.0,
+                 settle_checkpoints: int = 24) -> None:  # fmt: skip
+        self._now = float(start)
+        self._wall_offset = wall_start - start
+        self.autojump = autojump
+        self._heap: list[tuple[float, int, _Sleeper]] = []
+        self._seq = itertools.count()
+        self._activity = 0
+        self._settle = settle_checkpoints
+        self.sleeps = 0  #: how many sleeps were requested (for tests and benchmarks)
+
+    def now(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._now + self._wall_offset
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self._now + max(0.0, seconds))
+
+    async def sleep_until(self, deadline: float, wake: anyio.Event | None = None) -> None:
+        self.sleeps += 1
+        if deadline <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        sleeper = _Sleeper(deadline)
+        heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
+        self._activity += 1
+        try:
+            while not sleeper.fired:
+                if wake is not None and wake.is_set():
+                    return
+                seen = self._activity
+                for _ in range(self._settle):
+                    await anyio.lowlevel.checkpoint()
+                    if sleeper.fired or (wake is not None and wake.is_set()) or self._activity != seen:
+                        break
+                else:
+                    if self.autojump:
+                        self._jump()
+        finally:
+            sleeper.fired = True  # a cancelled or woken sleeper is dropped lazily from the heap
+            self._activity += 1
+
+    def _jump(self) -> None:
+        while self._heap and self._heap[0][2].fired:
+            heapq.heappop(self._heap)
+        if not self._heap:
+            return
+        self._fire_until(self._heap[0][0])
+
+    def _fire_until(self, t: float) -> None:
+        self._now = max(self._now, t)
+        while self._heap and (self._heap[0][0] <= self._now or self._heap[0][2].fired):
+            _, _, sleeper = heapq.heappop(self._heap)
+            sleeper.fired = True
+        self._activity += 1
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking every sleeper due on the way, in order."""
+        if seconds < 0 or math.isnan(seconds):
+            raise ValueError("time only moves forward")
+        target = self._now + seconds
+        while self._heap:
+            deadline, _, sleeper = self._heap[0]
+            if sleeper.fired:
+                heapq.heappop(self._heap)
+                continue
+            if deadline > target:
+                break
+            self._fire_until(deadline)
+            for _ in range(self._settle):
+                await anyio.lowlevel.checkpoint()
+        self._now = max(self._now, target)
+        self._activity += 1
+        for _ in range(self._settle):
+            await anyio.lowlevel.checkpoint()
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(now={self._now:g}, autojump={self.autojump})"

@@ -1,0 +1,284 @@
+"""The provider-agnostic model: Bill, LineItem, Tax, Party, Address, statuses and results.
+
+Write side: what the caller fills to create a bill. Read side: what adapters fill from the provider's answer
+(``provider``, ``provider_id``, ``status``, ``provider_status``, amounts, timestamps, ``links``, ``raw``).
+Models are immutable pydantic v2 models; use ``bill.model_copy(update={...})`` to derive one.
+
+Constructing a model with bad input raises :class:`billkit.errors.ValidationError` listing every problem
+with its field path (not pydantic's own exception), so callers catch one family of errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from billkit.errors import BillkitError, Problem, UnsupportedFeatureError, ValidationError
+from billkit.money import Money, to_decimal
+
+__all__ = [
+    "Address",
+    "Bill",
+    "BillStatus",
+    "BulkResult",
+    "Direction",
+    "ItemResult",
+    "ItemStatus",
+    "LineItem",
+    "Party",
+    "Tax",
+    "check_supported",
+    "set_fields",
+]
+
+
+class BillStatus(str, Enum):
+    """Where a bill stands, the same for every provider. ``provider_status`` keeps the provider's word."""
+
+    DRAFT = "draft"
+    PENDING = "pending"  # the provider has not finished creating / stamping it
+    OPEN = "open"  # created, awaiting payment
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    VOID = "void"  # cancelled, expired or archived
+    FAILED = "failed"  # creation failed for good
+    UNKNOWN = "unknown"  # a provider value billkit does not know; see provider_status
+
+    @property
+    def is_final(self) -> bool:
+        """True for statuses that never change again on their own (PAID, VOID, FAILED)."""
+        return self in (BillStatus.PAID, BillStatus.VOID, BillStatus.FAILED)
+
+
+class Direction(str, Enum):
+    PAYABLE = "payable"  # a bill you pay (BILL)
+    RECEIVABLE = "receivable"  # a bill or invoice you send (AcceptEasy, Facturapi)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise _convert(exc, type(self).__name__) from None
+
+
+def _convert(exc: pydantic.ValidationError, model: str) -> ValidationError:
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"]) or model
+        ctx = err.get("ctx") or {}
+        inner = ctx.get("error")
+        message = str(inner) if isinstance(inner, BaseException) else err["msg"]
+        problems.append(Problem(path, message))
+    return ValidationError(problems)
+
+
+class Address(_Model):
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 or alpha-3 code")
+
+
+class Party(_Model):
+    """The other side of the bill: the customer (receivable) or the vendor (payable)."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    tax_id: str | None = None
+    address: Address | None = None
+    provider_id: str | None = Field(default=None, description="the provider's id for this party (BILL vendorId)")
+    provider_options: Mapping[str, Any] = Field(default_factory=dict)
+
+
+class Tax(_Model):
+    """A tax on a line item. ``rate`` is a fraction (``Decimal('0.16')`` for 16 %)."""
+
+    type: str = Field(description="the tax name, e.g. 'IVA', 'ISR', 'IEPS', 'VAT'")
+    rate: Decimal
+    withholding: bool = False
+    included: bool = Field(default=False, description="True when the unit price already includes this tax")
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> Decimal:
+        return to_decimal(value, field="rate")
+
+
+class LineItem(_Model):
+    description: str
+    quantity: Decimal = Decimal(1)
+    unit_price: Money
+    taxes: tuple[Tax, ...] = ()
+    provider_options: Mapping[str, Any] = Field(default_factory=dict)
+
+    @field_validator("quantity", mode="before")
+    @classmethod
+    def _quantity(cls, value: object) -> Decimal:
+        return to_decimal(value, field="quantity")
+
+    @property
+    def amount(self) -> Decimal:
+        """quantity x unit price, exact, before taxes."""
+        return self.quantity * self.unit_price.amount
+
+
+class Bill(_Model):
+    """A bill or invoice, the same shape for every provider.
+
+    Write side: ``direction``, ``counterparty``, ``reference`` (your business id: invoice number, payment
+    reference), ``description``, ``issue_date``, ``due_date``, ``line_items``, ``total`` and
+    ``provider_options`` (provider-specific fields, merged last; documented per provider).
+
+    Read side (filled by the adapter): ``provider``, ``provider_id``, ``status``, ``provider_status``,
+    ``amount_due``, ``amount_paid``, ``created_at``, ``updated_at``, ``links`` and ``raw``.
+    """
+
+    direction: Direction = Direction.RECEIVABLE
+    counterparty: Party | None = None
+    reference: str | None = None
+    description: str | None = None
+    issue_date: dt.date | None = None
+    due_date: dt.date | None = None
+    line_items: tuple[LineItem, ...] = ()
+    total: Money | None = None
+    provider_options: Mapping[str, Any] = Field(default_factory=dict)
+
+    # read side
+    provider: str | None = None
+    provider_id: str | None = None
+    status: BillStatus | None = None
+    provider_status: str | None = None
+    amount_due: Money | None = None
+    amount_paid: Money | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    links: Mapping[str, str] = Field(default_factory=dict)
+    raw: Mapping[str, Any] | None = Field(default=None, repr=False)
+
+    @property
+    def currency(self) -> str | None:
+        """The bill's currency: the total's, else the first line item's."""
+        if self.total is not None:
+            return self.total.currency
+        if self.line_items:
+            return self.line_items[0].unit_price.currency
+        return None
+
+    def line_total(self) -> Decimal:
+        """Sum of quantity x unit price over the line items (before taxes), exact."""
+        return sum((item.amount for item in self.line_items), Decimal(0))
+
+
+class ItemStatus(str, Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+class ItemResult(_Model):
+    """The outcome of one input of a bulk, at ``index`` in the input order."""
+
+    index: int
+    status: ItemStatus
+    bill: Bill | None = None
+    error: BillkitError | None = None
+    reference: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ItemStatus.SUCCEEDED
+
+
+class BulkResult(_Model):
+    """One :class:`ItemResult` per input, in input order."""
+
+    items: tuple[ItemResult, ...]
+    provider: str | None = None
+    provider_id: str | None = None
+
+    def __iter__(self) -> Iterator[ItemResult]:  # type: ignore[override]
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> ItemResult:
+        return self.items[index]
+
+    @property
+    def succeeded(self) -> list[ItemResult]:
+        return [i for i in self.items if i.status is ItemStatus.SUCCEEDED]
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [i for i in self.items if i.status is ItemStatus.FAILED]
+
+    @property
+    def pending(self) -> list[ItemResult]:
+        return [i for i in self.items if i.status is ItemStatus.PENDING]
+
+
+# -- "never silently drop": the common model is walked once, here --------------------------------------
+
+
+def set_fields(model: BaseModel, prefix: str = "") -> Iterator[str]:
+    """Yield the dotted path of every write-side field the caller set to a non-empty value.
+
+    Line items appear as ``line_items[].description`` (one path for all items) so adapters declare
+    support once per field.
+    """
+    for name in sorted(model.model_fields_set):
+        if name in _READ_SIDE or name == "provider_options":
+            continue
+        value = getattr(model, name)
+        if value is None or value == () or value == {}:
+            continue
+        path = f"{prefix}{name}"
+        if isinstance(value, BaseModel) and not isinstance(value, Money):
+            yield path
+            yield from set_fields(value, path + ".")
+        elif isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
+            yield path
+            seen: set[str] = set()
+            for item in value:
+                for sub in set_fields(item, path + "[]."):
+                    if sub not in seen:
+                        seen.add(sub)
+                        yield sub
+        else:
+            yield path
+
+
+_READ_SIDE = frozenset(
+    {"provider", "provider_id", "status", "provider_status", "amount_due", "amount_paid", "created_at",
+     "updated_at", "links", "raw"}
+)  # fmt: skip
+
+
+def check_supported(bill: Bill, provider: str, supported: Iterable[str]) -> None:
+    """Raise :class:`UnsupportedFeatureError` naming the first field the caller set that ``provider`` can't map.
+
+    ``supported`` lists dotted paths (``counterparty.tax_id``, ``line_items[].taxes``); a path also covers
+    everything below it when it ends with ``.*``.
+    """
+    allowed = set(supported)
+    prefixes = tuple(p[:-1] for p in allowed if p.endswith(".*"))
+    for path in set_fields(bill):
+        if path in allowed or path.startswith(prefixes):
+            continue
+        raise UnsupportedFeatureError(
+            provider, path, "leave it unset, or pass the provider-specific value through provider_options"
+        )

@@ -1,0 +1,204 @@
+"""The shared base of the provider sandboxes: an in-process fake HTTP API mounted as an httpx transport.
+
+A provider's ``sandbox.py`` subclasses :class:`Sandbox`, sets ``provider``, ``base_url`` and
+``credentials`` (the test credentials it accepts) and implements :meth:`Sandbox.handle`. This base records
+every request, injects :class:`Faults`, and runs on a :class:`~billkit.clock.Clock` (virtual by default) so
+background jobs (async creation, bulks, recovery paths) are computed from the clock when they are read,
+with no task of their own.
+
+Faults are decided before the handler runs (5xx, 429, dropped before the server acts, slow) or after it
+ran (dropped after the server acted: the state changed but the client sees a connection error), which is
+exactly the case that tests "nothing lost, nothing doubled".
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from billkit.clock import Clock, VirtualClock
+from billkit.money import loads_decimal
+from billkit.transport import dumps
+
+__all__ = ["Fault", "Faults", "RecordedRequest", "Sandbox", "json_response"]
+
+
+class Fault(str, enum.Enum):
+    SERVER_ERROR = "server_error"  # 500/502/503 before acting
+    RATE_LIMIT = "rate_limit"  # 429 with Retry-After, before acting
+    DROP_BEFORE = "drop_before"  # connection refused: the server never saw the request
+    DROP_AFTER = "drop_after"  # the server acted, then the connection dropped before the answer
+    SLOW = "slow"  # the answer comes after ``slow_seconds`` of (virtual) time
+
+
+@dataclass
+class Faults:
+    """Fault injection for a sandbox: random rates plus one-shot faults queued with :meth:`once`.
+
+    ``Faults(server_error=0.1, rate_limit=0.05, drop_after=0.05, slow=0.02, seed=7)``. ``only`` limits
+    random faults to requests whose ``METHOD /path`` contains one of the given strings.
+    """
+
+    server_error: float = 0.0
+    rate_limit: float = 0.0
+    drop_before: float = 0.0
+    drop_after: float = 0.0
+    slow: float = 0.0
+    retry_after: float = 2.0
+    slow_seconds: float = 5.0
+    seed: int | None = 0
+    only: tuple[str, ...] = ()
+    _queue: list[tuple[Fault, str | None]] = field(default_factory=list, repr=False)
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def once(self, fault: Fault | str, *, match: str | None = None) -> Faults:
+        """Inject ``fault`` into the next request (whose ``METHOD /path`` contains ``match``, if given)."""
+        self._queue.append((Fault(fault), match))
+        return self
+
+    def pick(self, method: str, path: str) -> Fault | None:
+        label = f"{method} {path}"
+        for i, (fault, match) in enumerate(self._queue):
+            if match is None or match in label:
+                del self._queue[i]
+                return self._count(fault)
+        if self.only and not any(o in label for o in self.only):
+            return None
+        roll = self._rng.random()
+        for fault, rate in (
+            (Fault.SERVER_ERROR, self.server_error),
+            (Fault.RATE_LIMIT, self.rate_limit),
+            (Fault.DROP_BEFORE, self.drop_before),
+            (Fault.DROP_AFTER, self.drop_after),
+            (Fault.SLOW, self.slow),
+        ):
+            if roll < rate:
+                return self._count(fault)
+            roll -= rate
+        return None
+
+    def _count(self, fault: Fault) -> Fault:
+        self.injected[fault.value] = self.injected.get(fault.value, 0) + 1
+        return fault
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request a sandbox received (after auth headers were checked; secrets are not kept)."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    body: Any
+    at: float
+    fault: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RecordedRequest({self.method} {self.path} at={self.at:g} fault={self.fault})"
+
+
+def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
+    """A JSON response whose Decimals are written exactly."""
+    return httpx.Response(
+        status, content=dumps(payload), headers={"content-type": "application/json", **(headers or {})}
+    )
+
+
+class Sandbox(httpx.AsyncBaseTransport):
+    """Base of every provider sandbox. Subclasses implement :meth:`handle`."""
+
+    provider: str = ""
+    base_url: str = "https://sandbox.invalid"
+    #: the credentials this sandbox accepts; clients in sandbox mode use them when none are given
+    credentials: Mapping[str, str] = {}
+
+    def __init__(self, clock: Clock | None = None, faults: Faults | None = None) -> None:
+        self.clock: Clock = clock or VirtualClock()
+        self.faults = faults or Faults()
+        self.requests: list[RecordedRequest] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} requests={len(self.requests)}>"
+
+    # -- what subclasses implement ----------------------------------------------------------------------
+    def handle(self, request: httpx.Request, body: Any) -> httpx.Response:
+        """Answer one request (``body`` is the decoded JSON or None). Runs synchronously on the clock."""
+        raise NotImplementedError
+
+    def error(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """The provider's error shape; subclasses override for their own."""
+        return json_response(status, payload, headers)
+
+    def fault_response(self, fault: Fault) -> httpx.Response:
+        """The answer to an injected 5xx or 429; subclasses may override to use their error body."""
+        if fault is Fault.RATE_LIMIT:
+            return self.error(429, {"message": "rate limited"}, {"retry-after": f"{self.faults.retry_after:g}"})
+        return self.error(503, {"message": "service unavailable"})
+
+    # -- the transport ------------------------------------------------------------------------------------
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        content = await request.aread()
+        body: Any = None
+        if content:
+            try:
+                body = loads_decimal(content)
+            except (ValueError, UnicodeDecodeError):
+                body = content
+        path = request.url.path
+        prefix = httpx.URL(self.base_url).path.rstrip("/")
+        if prefix and path.startswith(prefix):
+            path = path[len(prefix) :] or "/"
+        fault = self.faults.pick(request.method, path)
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                path,
+                dict(request.url.params),
+                body,
+                self.clock.now(),
+                fault.value if fault else None,
+            )
+        )
+        if fault is Fault.DROP_BEFORE:
+            raise httpx.ConnectError("sandbox: connection refused (injected)", request=request)
+        if fault in (Fault.SERVER_ERROR, Fault.RATE_LIMIT):
+            return self.fault_response(fault)
+        if fault is Fault.SLOW:
+            await self.clock.sleep(self.faults.slow_seconds)
+        routed = request if prefix == "" else _strip_prefix(request, path)
+        response = self.handle(routed, body)
+        if fault is Fault.DROP_AFTER:
+            raise httpx.RemoteProtocolError("sandbox: connection dropped after the server acted (injected)",
+                                            request=request)  # fmt: skip
+        return response
+
+    def received(self, method: str | None = None, path_contains: str | None = None) -> list[RecordedRequest]:
+        """The recorded requests, filtered."""
+        return [
+            r for r in self.requests
+            if (method is None or r.method == method) and (path_contains is None or path_contains in r.path)
+        ]  # fmt: skip
+
+
+def _strip_prefix(request: httpx.Request, path: str) -> httpx.Request:
+    url = request.url.copy_with(path=path)
+    return httpx.Request(request.method, url, headers=request.headers, content=b"")
+
+
+def decimal_json(payload: Any) -> Any:
+    """Round-trip a payload through billkit's JSON so sandboxes store exactly what a server would."""
+    return loads_decimal(dumps(payload))
+
+
+_ = (json, Decimal)
