@@ -1,0 +1,1 @@
+"""One adapter per provider; each folder holds that provider's whole story."""
