@@ -3,3 +3,11 @@
 from tests.fakes import register
 
 register()
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """The shared machinery is tested under both event loops billkit supports."""
+    return str(request.param)

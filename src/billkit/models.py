@@ -77,7 +77,10 @@ def _convert(exc: pydantic.ValidationError, model: str) -> ValidationError:
         path = ".".join(str(p) for p in err["loc"]) or model
         ctx = err.get("ctx") or {}
         inner = ctx.get("error")
-        message = str(inner) if isinstance(inner, BaseException) else err["msg"]
+        if isinstance(inner, ValidationError) and inner.problems and inner.problems[0].field:
+            problems.extend(Problem(f"{path}.{p.field}", p.message) for p in inner.problems)
+            continue
+        message = inner.message if isinstance(inner, BillkitError) else err["msg"]
         problems.append(Problem(path, message))
     return ValidationError(problems)
 

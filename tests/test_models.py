@@ -1,0 +1,91 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from billkit import Bill, BillStatus, BulkResult, ItemResult, ItemStatus, LineItem, Money, Party, Tax, ValidationError
+from billkit.errors import UnsupportedFeatureError
+from billkit.models import Address, check_supported, set_fields
+
+
+def bill(**kw: object) -> Bill:
+    base: dict[str, object] = {
+        "counterparty": Party(name="Ana", tax_id="XAXX010101000", address=Address(postal_code="06100")),
+        "reference": "INV-1",
+        "line_items": [LineItem(description="Consulting", quantity="2", unit_price=Money("100.00", "MXN"))],
+    }
+    base.update(kw)
+    return Bill(**base)  # type: ignore[arg-type]
+
+
+def test_bill_is_immutable_and_computes_currency_and_totals() -> None:
+    b = bill()
+    assert b.currency == "MXN"
+    assert b.line_total() == Decimal("200.00")
+    with pytest.raises(Exception):  # noqa: B017 - pydantic frozen instance
+        b.reference = "x"  # type: ignore[misc]
+    assert b.model_copy(update={"reference": "INV-2"}).reference == "INV-2"
+
+
+def test_construction_errors_list_every_problem_with_paths() -> None:
+    with pytest.raises(ValidationError) as info:
+        Bill(
+            line_items=[{"description": "a", "unit_price": {"amount": 1.5, "currency": "EUR"}}],  # type: ignore[list-item]
+            due_date="not a date",  # type: ignore[arg-type]
+        )
+    fields = info.value.fields
+    assert any(f.startswith("line_items.0.unit_price") for f in fields)
+    assert "due_date" in fields
+    assert len(info.value.problems) == 2
+    assert "float" in str(info.value)
+
+
+def test_quantity_and_rate_refuse_floats() -> None:
+    with pytest.raises(ValidationError, match="quantity"):
+        LineItem(description="x", quantity=1.5, unit_price=Money("1", "EUR"))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="rate"):
+        Tax(type="IVA", rate=0.16)  # type: ignore[arg-type]
+    assert Tax(type="IVA", rate="0.16").rate == Decimal("0.16")
+
+
+def test_unknown_status_strings_are_kept_not_raised() -> None:
+    b = Bill(status=BillStatus.UNKNOWN, provider_status="Brand-new-status", raw={"x": 1, "extra": [1]})
+    assert b.status is BillStatus.UNKNOWN and b.provider_status == "Brand-new-status"
+    assert b.raw == {"x": 1, "extra": [1]}
+    assert "raw" not in repr(b)
+
+
+def test_final_statuses() -> None:
+    assert {s for s in BillStatus if s.is_final} == {BillStatus.PAID, BillStatus.VOID, BillStatus.FAILED}
+
+
+def test_set_fields_walks_only_what_the_caller_set() -> None:
+    paths = set(set_fields(bill(due_date=dt.date(2030, 1, 1))))
+    assert {"counterparty", "counterparty.name", "counterparty.tax_id", "counterparty.address",
+            "counterparty.address.postal_code", "reference", "due_date", "line_items",
+            "line_items[].description", "line_items[].quantity", "line_items[].unit_price"} == paths  # fmt: skip
+
+
+def test_check_supported_raises_naming_field_and_provider() -> None:
+    supported = {"counterparty", "counterparty.name", "counterparty.tax_id", "counterparty.address.*",
+                 "counterparty.address", "reference", "line_items", "line_items[].*"}  # fmt: skip
+    check_supported(bill(), "prov", supported)
+    with pytest.raises(UnsupportedFeatureError) as info:
+        check_supported(bill(counterparty=Party(name="A", phone="+31")), "prov", supported)
+    assert info.value.feature == "counterparty.phone"
+    assert "prov" in str(info.value)
+
+
+def test_bulk_result_accessors() -> None:
+    items = (
+        ItemResult(index=0, status=ItemStatus.SUCCEEDED, bill=bill()),
+        ItemResult(index=1, status=ItemStatus.FAILED, error=ValidationError("bad")),
+        ItemResult(index=2, status=ItemStatus.PENDING),
+    )
+    result = BulkResult(items=items)
+    assert len(result) == 3 and result[1].status is ItemStatus.FAILED
+    assert [i.index for i in result.succeeded] == [0]
+    assert [i.index for i in result.failed] == [1]
+    assert [i.index for i in result.pending] == [2]
+    assert [i.index for i in result] == [0, 1, 2]
+    assert result[0].ok and not result[1].ok

@@ -1,0 +1,244 @@
+"""The retry rules of design.md section 4, table-driven: every failure kind x safe/unsafe request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from billkit.clock import VirtualClock
+from billkit.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BillkitError,
+    ConflictError,
+    NotFoundError,
+    OutcomeUnknownError,
+    RateLimitError,
+    ServerError,
+)
+from billkit.transport import (
+    Request,
+    Response,
+    RetryPolicy,
+    Transport,
+    default_error,
+    dumps,
+    parse_retry_after,
+    redact_headers,
+)
+
+pytestmark = pytest.mark.anyio
+
+Step = Callable[[httpx.Request], httpx.Response]
+
+
+def status(code: int, retry_after: str | None = None) -> Step:
+    def step(request: httpx.Request) -> httpx.Response:
+        headers = {"retry-after": retry_after} if retry_after else {}
+        return httpx.Response(code, json={"message": f"status {code}"}, headers=headers)
+
+    return step
+
+
+def raise_(exc: type[Exception]) -> Step:
+    def step(request: httpx.Request) -> httpx.Response:
+        raise exc("boom", request=request)  # type: ignore[call-arg]
+
+    return step
+
+
+def ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(201, json={"id": "b1", "amount": 1.10}, headers={"x-request-id": "req-9"})
+
+
+class Script:
+    def __init__(self, *steps: Step) -> None:
+        self.steps = list(steps)
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
+        return step(request)
+
+
+def make(script: Script, clock: VirtualClock, policy: RetryPolicy | None = None) -> Transport:
+    return Transport(
+        provider="fake",
+        base_url="https://fake.test",
+        error_parser=lambda r: default_error("fake", r, message=(r.json_or_none() or {}).get("message")),
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(script)),
+        retry=policy or RetryPolicy(jitter=0, initial_delay=1, max_delay=4),
+        clock=clock,
+        request_id_header="x-request-id",
+    )
+
+
+SAFE = Request("POST", "/bills", json={"a": 1})
+UNSAFE = Request.unsafe("POST", "/bills", json={"a": 1}, how_to_check="search the SRRID", reference="ref-1")
+
+# (name, first step, safe outcome, unsafe outcome); outcome "ok" = retried then succeeded
+CASES: list[tuple[str, Step, str | type[BillkitError], str | type[BillkitError]]] = [
+    ("connect error", raise_(httpx.ConnectError), "ok", "ok"),
+    ("connect timeout", raise_(httpx.ConnectTimeout), "ok", "ok"),
+    ("read timeout", raise_(httpx.ReadTimeout), "ok", OutcomeUnknownError),
+    ("dropped after send", raise_(httpx.RemoteProtocolError), "ok", OutcomeUnknownError),
+    ("408", status(408), "ok", OutcomeUnknownError),
+    ("429 with Retry-After", status(429, "3"), "ok", "ok"),
+    ("429 without Retry-After", status(429), "ok", "ok"),
+    ("500", status(500), "ok", OutcomeUnknownError),
+    ("502", status(502), "ok", OutcomeUnknownError),
+    ("503 with Retry-After", status(503, "2"), "ok", "ok"),
+    ("503 without Retry-After", status(503), "ok", OutcomeUnknownError),
+    ("504", status(504), "ok", OutcomeUnknownError),
+    ("400", status(400), APIError, APIError),
+    ("401", status(401), AuthenticationError, AuthenticationError),
+    ("404", status(404), NotFoundError, NotFoundError),
+    ("409", status(409), ConflictError, ConflictError),
+]
+
+
+@pytest.mark.parametrize(("name", "first", "safe", "unsafe"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("kind", ["safe", "unsafe"])
+async def test_retry_rules(
+    name: str, first: Step, safe: str | type[BillkitError], unsafe: str | type[BillkitError], kind: str
+) -> None:
+    expected = safe if kind == "safe" else unsafe
+    request = SAFE if kind == "safe" else UNSAFE
+    script = Script(first, ok)
+    transport = make(script, VirtualClock())
+    if expected == "ok":
+        response = await transport.send(request)
+        assert response.status_code == 201
+        assert script.calls == 2, "retried exactly once"
+        assert response.request_id == "req-9"
+    else:
+        assert isinstance(expected, type)
+        with pytest.raises(expected) as info:
+            await transport.send(request)
+        assert script.calls == 1, "never repeated"
+        if isinstance(info.value, OutcomeUnknownError):
+            assert "search the SRRID" in str(info.value)
+            assert info.value.reference == "ref-1"
+
+
+async def test_retry_after_seconds_are_slept_on_the_clock() -> None:
+    clock = VirtualClock()
+    transport = make(Script(status(429, "7"), ok), clock)
+    await transport.send(SAFE)
+    assert clock.now() == pytest.approx(7)
+
+
+async def test_backoff_grows_to_the_cap_and_stops_after_max_attempts() -> None:
+    clock = VirtualClock()
+    script = Script(status(500))
+    transport = make(script, clock, RetryPolicy(max_attempts=4, initial_delay=1, multiplier=2, max_delay=3, jitter=0))
+    with pytest.raises(ServerError):
+        await transport.send(SAFE)
+    assert script.calls == 4
+    assert clock.now() == pytest.approx(1 + 2 + 3)
+
+
+async def test_retry_after_above_the_cap_raises_rate_limit_without_sleeping() -> None:
+    clock = VirtualClock()
+    script = Script(status(429, "600"), ok)
+    transport = make(script, clock, RetryPolicy(max_retry_after=60, jitter=0))
+    with pytest.raises(RateLimitError) as info:
+        await transport.send(SAFE)
+    assert info.value.retry_after == 600
+    assert script.calls == 1 and clock.now() == 0
+
+
+async def test_connection_errors_exhausted_become_api_connection_error() -> None:
+    transport = make(Script(raise_(httpx.ConnectError)), VirtualClock(), RetryPolicy(max_attempts=2, jitter=0))
+    with pytest.raises(APIConnectionError):
+        await transport.send(UNSAFE)
+
+
+async def test_total_budget_bounds_the_retries() -> None:
+    clock = VirtualClock()
+    script = Script(status(503))
+    policy = RetryPolicy(max_attempts=50, initial_delay=4, multiplier=1, max_delay=4, jitter=0, total_budget=10)
+    with pytest.raises(ServerError):
+        await make(script, clock, policy).send(SAFE)
+    assert clock.now() <= 10
+    assert script.calls == 3
+
+
+async def test_provider_retryable_code_is_retried_even_for_a_create() -> None:
+    def parser(r: Response) -> APIError:
+        err = default_error("fake", r, code="BUSY")
+        err.retryable = True
+        return err
+
+    script = Script(status(400), ok)
+    transport = make(script, VirtualClock())
+    transport.error_parser = parser
+    assert (await transport.send(UNSAFE)).status_code == 201
+    assert script.calls == 2
+
+
+async def test_json_numbers_come_back_as_decimal() -> None:
+    response = await make(Script(ok), VirtualClock()).send(SAFE)
+    assert response.json()["amount"] == Decimal("1.10")
+
+
+async def test_logs_carry_metadata_but_no_headers_or_body(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="billkit")
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok(request)
+
+    transport = make(Script(status(503), record), VirtualClock())
+    transport._headers["authorization"] = "Bearer sk_test_SECRET"
+    await transport.send(Request("POST", "/bills", json={"card": "SECRET-BODY"}))
+    text = caplog.text
+    assert "POST /bills" in text and "503" in text and "req-9" in text
+    assert "SECRET" not in text
+    assert seen[0].headers["authorization"] == "Bearer sk_test_SECRET"
+
+
+def test_request_repr_hides_headers_and_body() -> None:
+    req = Request("POST", "/x", json={"k": "v"}, headers={"authorization": "Bearer sk_live_zzz"})
+    assert "sk_live_zzz" not in repr(req)
+
+
+def test_redact_headers_allowlist() -> None:
+    out = redact_headers({"Authorization": "Bearer x", "Content-Type": "application/json", "devKey": "k"})
+    assert out == {"Authorization": "[redacted]", "Content-Type": "application/json", "devKey": "[redacted]"}
+
+
+def test_dumps_writes_decimals_exactly_and_refuses_floats() -> None:
+    assert dumps({"a": Decimal("19.90"), "b": [1, None, True], "c": "é"}) == '{"a":19.90,"b":[1,null,true],"c":"é"}'.encode()
+    with pytest.raises(TypeError):
+        dumps({"a": 1.5})
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("5", 5.0), ("0", 0.0), ("1.5", 1.5), ("-3", 0.0), ("", None), ("soon", None), (None, None), ("inf", None)],
+)
+def test_parse_retry_after_seconds(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_parse_retry_after_http_date() -> None:
+    now = 1_700_000_000.0
+    header = "Tue, 14 Nov 2023 22:13:40 GMT"  # 20 s after `now`
+    assert parse_retry_after(header, now=now) == pytest.approx(20)
+    assert parse_retry_after("Tue, 14 Nov 2023 22:12:00 GMT", now=now) == 0.0
+
+
+@given(st.text(max_size=40))
+def test_parse_retry_after_never_raises(text: str) -> None:
+    value = parse_retry_after(text)
+    assert value is None or value >= 0
