@@ -1,10 +1,10 @@
 """Shared test setup: register the fake provider used by the tests of the shared machinery."""
 
+import pytest
+
 from tests.fakes import register
 
 register()
-
-import pytest
 
 
 @pytest.fixture(params=["asyncio", "trio"])

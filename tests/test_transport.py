@@ -218,7 +218,10 @@ def test_redact_headers_allowlist() -> None:
 
 
 def test_dumps_writes_decimals_exactly_and_refuses_floats() -> None:
-    assert dumps({"a": Decimal("19.90"), "b": [1, None, True], "c": "é"}) == '{"a":19.90,"b":[1,null,true],"c":"é"}'.encode()
+    assert (
+        dumps({"a": Decimal("19.90"), "b": [1, None, True], "c": "é"})
+        == '{"a":19.90,"b":[1,null,true],"c":"é"}'.encode()
+    )
     with pytest.raises(TypeError):
         dumps({"a": 1.5})
 

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -64,15 +64,17 @@ class Direction(str, Enum):
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except pydantic.ValidationError as exc:
-            raise _convert(exc, type(self).__name__) from None
+    if not TYPE_CHECKING:  # keep pydantic's typed signature for type checkers
+
+        def __init__(self, /, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except pydantic.ValidationError as exc:
+                raise _convert(exc, type(self).__name__) from None
 
 
 def _convert(exc: pydantic.ValidationError, model: str) -> ValidationError:
-    problems = []
+    problems: list[Problem] = []
     for err in exc.errors(include_url=False):
         path = ".".join(str(p) for p in err["loc"]) or model
         ctx = err.get("ctx") or {}
