@@ -145,6 +145,8 @@ class VirtualClock:
         if seconds < 0 or math.isnan(seconds):
             raise ValueError("time only moves forward")
         target = self._now + seconds
+        for _ in range(self._settle):  # let tasks started just now reach their sleeps first
+            await anyio.lowlevel.checkpoint()
         while self._heap:
             deadline, _, sleeper = self._heap[0]
             if sleeper.fired:
