@@ -273,3 +273,24 @@ def test_blocking_twin_over_the_same_core() -> None:
         bulk = client.submit_many([job("m1", 5), job("fail-m2", 5)])
         assert [i.status.value for i in bulk.result()] == ["succeeded", "failed"]
         assert bulk.progress == (2, 2)
+
+
+async def test_long_jobs_back_off_with_their_age(client: AsyncClient) -> None:
+    op = await client.submit(job("long", duration=3000))
+    await op
+    assert len(reads(client)) <= 60, "a 50-minute job costs tens of reads"
+    assert client.clock.now() - 3000 <= 0.1 * 3000 + 1, "overshoot within ~10 % of the job's age"
+
+
+def test_poll_policy_next_delay() -> None:
+    import random
+
+    policy = PollPolicy(first_delay=2, multiplier=2, max_delay=8, jitter=0, age_factor=0.1, long_max_delay=300)
+    rng = random.Random(0)
+    assert [policy.next_delay(n, None, rng) for n in (1, 2, 3, 4, 9)] == [2, 4, 8, 8, 8]
+    assert policy.next_delay(20, None, rng, age=1000) == 100
+    assert policy.next_delay(20, None, rng, age=10_000) == 300
+    assert policy.next_delay(3, 42.0, rng) == 42.0
+    assert PollPolicy.fixed(5).next_delay(3, 42.0, rng) == 5
+    with pytest.raises(ValueError):
+        PollPolicy(deadline=0)

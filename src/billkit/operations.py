@@ -78,15 +78,20 @@ class PollPolicy:
 
     * ``interval``: a fixed delay between reads (disables backoff and server hints), or ``None``.
     * ``first_delay``, ``multiplier``, ``max_delay``, ``jitter``: exponential backoff with +/- ``jitter``.
+    * ``age_factor``, ``long_max_delay``: for long jobs the cap grows to ``age_factor`` x the operation's age
+      (at most ``long_max_delay``), so a 50-minute recovery costs tens of reads, not hundreds, while the
+      overshoot stays within ~10 % of the job's duration.
     * ``deadline``: seconds from submission after which the operation raises :class:`OperationTimeout`.
     * ``max_concurrent_reads``: status reads in flight at once, per client.
     * ``read_retry``: the retry policy of each status read (small: polling itself is the outer retry).
     """
 
-    first_delay: float = 1.0
-    multiplier: float = 1.6
-    max_delay: float = 20.0
+    first_delay: float = 2.0
+    multiplier: float = 2.0
+    max_delay: float = 8.0
     jitter: float = 0.2
+    age_factor: float = 0.1
+    long_max_delay: float = 300.0
     deadline: float = DEFAULT_DEADLINE
     interval: float | None = None
     max_concurrent_reads: int = 8
@@ -106,13 +111,14 @@ class PollPolicy:
     def fixed(cls, interval: float, *, deadline: float = DEFAULT_DEADLINE) -> PollPolicy:
         return cls(interval=interval, deadline=deadline)
 
-    def next_delay(self, polls: int, hint: float | None, rng: random.Random) -> float:
-        """Delay before the read following the ``polls``-th one."""
+    def next_delay(self, polls: int, hint: float | None, rng: random.Random, age: float = 0.0) -> float:
+        """Delay before the read following the ``polls``-th one, ``age`` seconds after submission."""
         if self.interval is not None:
             return self.interval
         if hint is not None:
             return max(0.0, hint)
-        base = min(self.max_delay, self.first_delay * self.multiplier ** max(0, polls - 1))
+        cap = min(max(self.max_delay, age * self.age_factor), max(self.max_delay, self.long_max_delay))
+        base = min(cap, self.first_delay * self.multiplier ** min(max(0, polls - 1), 64))
         if self.jitter:
             base *= 1 + rng.uniform(-self.jitter, self.jitter)
         return max(0.01, base)
@@ -170,9 +176,9 @@ class _Core:
     """The shared record of one operation."""
 
     __slots__ = (
-        "children", "deadline", "error", "id", "kind", "listeners", "parent", "partial", "polls",
-        "progress", "provider", "provider_status", "scheduler", "seq", "state", "status", "token_state",
-        "total", "value", "waiters",
+        "children", "deadline", "error", "id", "kind", "listeners", "parent", "partial", "polls", "progress",
+        "provider", "provider_status", "scheduler", "seq", "started", "state", "status", "token_state", "total",
+        "value", "waiters",
     )  # fmt: skip
 
     def __init__(self, scheduler: Scheduler, kind: str, id: str, state: Mapping[str, Any], deadline: float) -> None:
@@ -182,6 +188,7 @@ class _Core:
         self.id = id
         self.token_state: dict[str, Any] = dict(state)
         self.deadline = deadline
+        self.started = scheduler.clock.now()
         self.state = OperationState.RUNNING
         self.status: BillStatus | None = BillStatus.PENDING
         self.provider_status: str | None = None
@@ -300,6 +307,9 @@ class Scheduler:
             self._schedule(core, self.policy.next_delay(0, None, self._rng) if self.policy.interval is None
                            else self.policy.interval)  # fmt: skip
 
+    def _delay(self, core: _Core, hint: float | None) -> float:
+        return self.policy.next_delay(core.polls, hint, self._rng, self.clock.now() - core.started)
+
     def _schedule(self, core: _Core, delay: float) -> None:
         due = min(self.clock.now() + delay, core.deadline)
         core.seq = next(self._seq)
@@ -329,7 +339,7 @@ class Scheduler:
             return
         for listener in list(core.listeners):
             listener(core)
-        self._schedule(core, self.policy.next_delay(core.polls, result.retry_after, self._rng))
+        self._schedule(core, self._delay(core, result.retry_after))
 
     def _finish(
         self, core: _Core, state: OperationState, *, value: Any = None, error: BillkitError | None = None
@@ -542,11 +552,11 @@ class Scheduler:
         except (APIConnectionError, ServerError, RateLimitError) as exc:
             hint = exc.retry_after if isinstance(exc, RateLimitError) else None
             if not core.done:
-                self._schedule(core, self.policy.next_delay(core.polls, hint, self._rng))
+                self._schedule(core, self._delay(core, hint))
             return
         except BillkitError as exc:
             if isinstance(exc, APIError) and exc.status_code in (408,):
-                self._schedule(core, self.policy.next_delay(core.polls, None, self._rng))
+                self._schedule(core, self._delay(core, None))
                 return
             self._finish(core, OperationState.FAILED, error=exc)
             return
