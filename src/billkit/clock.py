@@ -82,10 +82,11 @@ class VirtualClock:
     ``autojump=False``: time only moves with :meth:`advance` (for step-by-step tests).
     """
 
-    def __init__(self, start: float = 0.0, *, autojump: bool = True, wall_start: float = 1_790_000_000.0,
+    def __init__(self, start: float = 0.0, *, autojump: bool = True, wall_start: float | None = None,
                  settle_checkpoints: int = 24) -> None:  # fmt: skip
         self._now = float(start)
-        self._wall_offset = wall_start - start
+        # virtual wall time starts at the real time (so "due in the future" checks agree), or where told
+        self._wall_offset = (time.time() if wall_start is None else wall_start) - start
         self.autojump = autojump
         self._heap: list[tuple[float, int, _Sleeper]] = []
         self._seq = itertools.count()
