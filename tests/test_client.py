@@ -83,3 +83,17 @@ def test_a_users_sync_httpx_client_serves_the_blocking_client() -> None:
     ):
         assert client.create(Bill(reference="s", total=Money("1.00", "EUR"))).reference == "s"
         assert sandbox.received("POST")
+
+
+def test_sandbox_state_survives_save_and_load(tmp_path: object) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "box.pkl"
+    with billkit.Client("fake", sandbox=True) as client:
+        op = client.submit(Bill(reference="saved", total=Money("1.00", "EUR"), provider_options={"duration": 500}))
+        assert client.sandbox is not None
+        client.sandbox.save(path)
+        token = op.token
+    box = FakeSandbox.load(path)
+    with billkit.Client("fake", sandbox=box) as again:
+        assert again.resume(token).result().reference == "saved"

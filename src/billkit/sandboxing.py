@@ -14,11 +14,11 @@ exactly the case that tests "nothing lost, nothing doubled".
 from __future__ import annotations
 
 import enum
-import json
+import os
+import pickle
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -183,6 +183,32 @@ class Sandbox(httpx.AsyncBaseTransport):
                                             request=request)  # fmt: skip
         return response
 
+    # -- persistence (for examples and tests that resume in another process) -----------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the sandbox's whole state (bills, jobs, clock) to ``path``, to :meth:`load` in another process.
+
+        Uses pickle: only load files you wrote yourself.
+        """
+        with open(path, "wb") as fh:
+            pickle.dump(self, fh)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Sandbox:
+        """Read a sandbox written by :meth:`save` (its clock continues from where it was)."""
+        with open(path, "rb") as fh:
+            box = pickle.load(fh)
+        if not isinstance(box, Sandbox):
+            raise TypeError(f"{path} does not hold a billkit sandbox")
+        return box
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        clock = state.get("clock")
+        if isinstance(clock, VirtualClock):
+            fresh = VirtualClock(clock.now(), autojump=clock.autojump, wall_start=clock.wall())
+            state["clock"] = fresh
+        return state
+
     def received(self, method: str | None = None, path_contains: str | None = None) -> list[RecordedRequest]:
         """The recorded requests, filtered."""
         return [
@@ -200,5 +226,3 @@ def decimal_json(payload: Any) -> Any:
     """Round-trip a payload through billkit's JSON so sandboxes store exactly what a server would."""
     return loads_decimal(dumps(payload))
 
-
-_ = (json, Decimal)
