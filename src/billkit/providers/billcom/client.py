@@ -1,0 +1,641 @@
+"""The BILL v3 adapter: session, create, all-or-nothing bulk with optional isolation, get, poll, native client.
+
+**Session.** BILL authenticates with a session, not a static header (``auth_headers`` is empty). The first
+call logs in (``POST /v3/login``); one login is in flight however many calls run concurrently (an
+``anyio.Lock``), and every call shares the session (``devKey`` and ``sessionId`` headers). BILL allows 200
+logins per hour, so the adapter never logs in per call: only lazily, and again once when BILL answers
+``BDC_1109`` (session invalid or expired after 35 idle minutes), after which the call is repeated once. A
+``BDC_1109`` answer means BILL refused the call before acting, so repeating even a create is safe; a create
+whose outcome is unknown (a dropped answer, a 5xx) is never repeated: it raises
+:class:`~billkit.errors.OutcomeUnknownError` saying how to check. ``aclose()`` logs out. The username,
+password, devKey and sessionId never appear in a repr, a log line, an error or a token.
+
+**Limits.** At most 3 requests in flight per client (``max_in_flight``, BILL's limit per devKey and
+organization). ``BDC_1322`` (too many concurrent) is retried with backoff whatever its HTTP status, as a
+request refused before acting; ``BDC_1144`` (hourly limit) is raised as
+:class:`~billkit.errors.RateLimitError`. Bulk batches hold at most 100 bills.
+
+**Currency.** BILL's bills carry no currency: a bill is in its vendor's ``billCurrency``. So the adapter
+reads each vendor once (``GET /v3/vendors/{id}``, cached per client) and refuses, before the create, a bill
+whose lines are in another currency (sending it would silently re-denominate the amounts). An unknown vendor
+is left to BILL, which answers ``BDC_1205`` for it.
+
+**Bulk** (``submit_many``): ``POST /v3/bills/bulk`` in batches of at most 100, in input order, one batch
+after the other. Each batch is all-or-nothing at BILL. Results are matched to inputs by vendorId + invoice
+number (BILL does not promise the answer's order), so invoice numbers must be unique per vendor within one
+``submit_many``. By default a rejected batch raises :class:`BillcomBulkRejected` (nothing of it was created)
+carrying every BILL error, with ``item_errors`` only where the answer names the item unambiguously; when an
+earlier batch was already created, the result is returned instead with the rejected batch's items FAILED,
+so created bills are never hidden behind an exception. With isolation on (``client.native.bulk_isolation =
+True``), a rejected batch is split: items BILL named are failed with their own error and the rest is
+resubmitted; an answer that names nobody is bisected; until every good item is created exactly once and
+every bad one has its own error. ``client.native.last_bulk_calls`` tells how many bulk calls that took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import anyio
+
+from billkit.client import Adapter, AdapterContext, Capabilities, Credential
+from billkit.clock import Clock
+from billkit.errors import (
+    APIError,
+    BillkitError,
+    NotFoundError,
+    OperationFailed,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    Problem,
+    RateLimitError,
+    UnsupportedFeatureError,
+    ValidationError,
+)
+from billkit.models import Bill, BulkResult, ItemResult, ItemStatus
+from billkit.operations import PollResult, Started
+from billkit.providers.billcom.mapping import (
+    PROVIDER,
+    BillcomAPIError,
+    BillcomAuthenticationError,
+    BillcomBulkRejected,
+    BillcomConcurrencyLimitError,
+    BillcomError,
+    BillcomSessionError,
+    attribute_errors,
+    build_bill,
+    error_from_response,
+    how_to_check,
+    to_bill,
+)
+from billkit.providers.billcom.sandbox import BillcomSandbox
+from billkit.providers.billcom.wire import (
+    BillCreate,
+    BillList,
+    BillResponse,
+    ErrorEntry,
+    LoginRequest,
+    LoginResponse,
+    VendorCreate,
+    VendorList,
+    VendorResponse,
+)
+from billkit.sandboxing import Faults
+from billkit.transport import Request, Response, RetryPolicy, Safety, dumps
+
+__all__ = ["MAX_BULK", "BillcomAdapter", "BillcomNative", "format_filters"]
+
+MAX_BULK = 100
+
+#: one input prepared for a bulk: (input index, request body, currency of its lines)
+_Item = tuple[int, BillCreate, "str | None"]
+
+
+class BillcomAdapter(Adapter):
+    """BILL (bill.com) v3: payable bills. See the module docstring for the session and bulk rules."""
+
+    name = "billcom"
+    stateful: ClassVar[bool] = True  # the scheduler polls through this instance: one session for everything
+    max_in_flight = 3
+    credentials = (
+        Credential("username", "BILL_USERNAME", secret=False),
+        Credential("password", "BILL_PASSWORD"),
+        Credential("organization_id", "BILL_ORGANIZATION_ID", secret=False),
+        Credential("dev_key", "BILL_DEV_KEY"),
+    )
+    default_base_url = "https://gateway.stage.bill.com/connect"
+    capabilities = Capabilities(
+        provider="billcom",
+        directions=frozenset({"payable"}),
+        currencies=None,  # the vendor's billCurrency
+        async_create=False,
+        native_bulk=True,
+        bulk_all_or_nothing=True,
+        max_bulk_size=MAX_BULK,
+        idempotency=False,
+        webhooks=False,
+        remote_cancel=False,
+        notes=(
+            "payable bills only; the currency is the vendor's billCurrency",
+            "bulk batches of at most 100 are all-or-nothing; opt-in isolation with native.bulk_isolation",
+            "no idempotency key: a create whose outcome is unknown is never retried",
+            "at most 3 requests in flight; sessions expire after 35 idle minutes and are renewed once",
+        ),
+    )
+
+    def __init__(self, ctx: AdapterContext) -> None:
+        super().__init__(ctx)
+        self._session_id: str | None = None
+        self._lock: anyio.Lock | None = None
+        self._vendor_currency: dict[str, str] = {}
+        self.logins = 0
+        self.bulk_isolation = False
+        self.last_bulk_calls = 0
+
+    def __repr__(self) -> str:
+        state = "active" if self._session_id else "none"
+        return f"BillcomAdapter(base_url={self.ctx.transport.base_url!r}, session={state})"
+
+    # -- configuration -----------------------------------------------------------------------------------
+    @classmethod
+    def parse_error(cls, response: Response) -> BillkitError:
+        """BILL's error array as a typed APIError (``entries`` keeps every element)."""
+        return error_from_response(response)
+
+    @classmethod
+    def make_sandbox(cls, clock: Clock | None = None, faults: Faults | None = None) -> BillcomSandbox:
+        return BillcomSandbox(clock, faults)
+
+    # -- the session -------------------------------------------------------------------------------------
+    def _get_lock(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    async def _session(self) -> str:
+        sid = self._session_id
+        if sid is not None:
+            return sid
+        async with self._get_lock():
+            if self._session_id is None:
+                await self._login()
+            assert self._session_id is not None
+            return self._session_id
+
+    async def _renew(self, stale: str) -> str:
+        """Log in again unless another call already did since ``stale`` was refused."""
+        async with self._get_lock():
+            if self._session_id is None or self._session_id == stale:
+                self._session_id = None
+                await self._login()
+            assert self._session_id is not None
+            return self._session_id
+
+    async def _login(self) -> None:
+        ctx = self.ctx
+        body = LoginRequest(
+            username=ctx.secret("username"),
+            password=ctx.secret("password"),
+            organization_id=ctx.secret("organization_id"),
+            dev_key=ctx.secret("dev_key"),
+        ).to_json()
+        # content, not json=: the Request's repr then holds no credential
+        request = Request("POST", "/v3/login", content=dumps(body), headers={"content-type": "application/json"})
+        response = await ctx.transport.send(request)
+        try:
+            answer = LoginResponse.model_validate(response.json())
+        except ValueError:
+            raise BillcomAuthenticationError("BILL's login answer has no sessionId", provider=PROVIDER,
+                                             status_code=response.status_code) from None  # fmt: skip
+        self._session_id = answer.session_id
+        self.logins += 1
+
+    def _headers(self, sid: str) -> dict[str, str]:
+        return {"devKey": self.ctx.secret("dev_key"), "sessionId": sid}
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        safety: Safety = Safety.SAFE,
+        check: str = "",
+        reference: str | None = None,
+    ) -> Response:
+        """Send one request in the session; on ``BDC_1109`` log in again once and repeat it once."""
+        sid = await self._session()
+        for attempt in (1, 2):
+            request = Request(method, path, params=params, json=json, headers=self._headers(sid), safety=safety,
+                              how_to_check=check, reference=reference)  # fmt: skip
+            try:
+                return await self.ctx.transport.send(request)
+            except BillcomSessionError:
+                if attempt == 2:
+                    raise
+                sid = await self._renew(sid)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        """Log out (best effort, no retry) and forget the session."""
+        sid, self._session_id = self._session_id, None
+        if sid is None:
+            return
+        request = Request("POST", "/v3/logout", headers=self._headers(sid))
+        with contextlib.suppress(BillkitError):  # else the session expires by itself after 35 idle minutes
+            await self.ctx.transport.send(request, retry=RetryPolicy.none())
+
+    # -- currency ----------------------------------------------------------------------------------------
+    async def vendor_currency(self, vendor_id: str) -> str | None:
+        """The vendor's ``billCurrency`` (cached); ``None`` if BILL does not know the vendor."""
+        known = self._vendor_currency.get(vendor_id)
+        if known is not None:
+            return known
+        try:
+            response = await self.call("GET", f"/v3/vendors/{vendor_id}")
+        except NotFoundError:
+            return None
+        vendor = VendorResponse.model_validate(response.json())
+        currency = (vendor.bill_currency or "USD").upper()
+        self._vendor_currency[vendor_id] = currency
+        return currency
+
+    async def _check_currencies(self, items: Sequence[tuple[str, BillCreate, str | None]]) -> None:
+        problems: list[Problem] = []
+        for where, request, currency in items:
+            if currency is None:
+                continue
+            vendor = await self.vendor_currency(request.vendor_id)
+            if vendor is not None and vendor != currency:
+                problems.append(Problem(f"{where}line_items", f"vendor {request.vendor_id} is billed in {vendor} "
+                                        f"(its billCurrency); the lines are in {currency}"))  # fmt: skip
+        if problems:
+            raise ValidationError(problems, provider=PROVIDER)
+
+    async def _read_currency(self, wire: BillResponse) -> str:
+        if wire.vendor_id:
+            currency = await self.vendor_currency(wire.vendor_id)
+            if currency is not None:
+                return currency
+        if wire.exchange_rate is None or wire.exchange_rate == 1:
+            return "USD"
+        raise BillcomAPIError(f"cannot tell the currency of bill {wire.id}: its vendor is unknown and it is not in "
+                              "USD", provider=PROVIDER)  # fmt: skip
+
+    # -- the common operations ---------------------------------------------------------------------------
+    async def create(self, bill: Bill) -> Bill:
+        """``POST /v3/bills``. Never retried once it may have reached BILL (no idempotency key)."""
+        request, currency = build_bill(bill)
+        await self._check_currencies([("", request, currency)])
+        response = await self.call(
+            "POST", "/v3/bills", json=request.to_json(), safety=Safety.UNSAFE,
+            check=how_to_check(request.vendor_id, [request.invoice.invoice_number]),
+            reference=request.invoice.invoice_number,
+        )  # fmt: skip
+        data = response.json()
+        wire = BillResponse.model_validate(data)
+        return to_bill(wire, currency or await self._read_currency(wire), data)
+
+    async def submit(self, bill: Bill) -> Started:
+        """BILL creates bills synchronously: create, and return an operation that is already done."""
+        created = await self.create(bill)
+        bill_id = created.provider_id or ""
+        first = PollResult(status=created.status, provider_status=created.provider_status, done=True, value=created)
+        return Started("bill", bill_id, {"id": bill_id}, first=first)
+
+    async def get(self, provider_id: str) -> Bill:
+        response = await self.call("GET", f"/v3/bills/{provider_id}")
+        data = response.json()
+        wire = BillResponse.model_validate(data)
+        return to_bill(wire, await self._read_currency(wire), data)
+
+    async def poll(self, kind: str, state: Mapping[str, Any]) -> PollResult:
+        if kind == "bill":
+            bill = await self.get(str(state["id"]))
+            return PollResult(status=bill.status, provider_status=bill.provider_status, done=True, value=bill)
+        if kind == "bulk":
+            return PollResult(done=True, value=await self._reread_bulk(state))
+        raise UnsupportedFeatureError(PROVIDER, f"operation kind {kind!r}")
+
+    async def _reread_bulk(self, state: Mapping[str, Any]) -> BulkResult:
+        items: list[ItemResult] = []
+        errors: Mapping[str, Any] = state.get("errors", {})
+        for index, bill_id in enumerate(state.get("ids", [])):
+            if bill_id:
+                bill = await self.get(str(bill_id))
+                items.append(ItemResult(index=index, status=ItemStatus.SUCCEEDED, bill=bill, reference=bill.reference))
+            else:
+                err = OperationFailed(str(errors.get(str(index), "not created")), provider=PROVIDER)
+                items.append(ItemResult(index=index, status=ItemStatus.FAILED, error=err))
+        return BulkResult(items=tuple(items), provider=PROVIDER, provider_id=state.get("id"))
+
+    # -- bulk --------------------------------------------------------------------------------------------
+    async def submit_many(self, bills: Sequence[Bill]) -> Started:
+        """``POST /v3/bills/bulk`` in batches of 100; an operation that is already done (see the module doc)."""
+        result = await self.create_many(bills, isolate=self.bulk_isolation)
+        ids = [item.bill.provider_id if item.bill else None for item in result]
+        errors = {str(item.index): str(item.error) for item in result if item.error is not None}
+        first_id = next((i for i in ids if i), "none")
+        op_id = f"bulk:{first_id}:{len(ids)}"
+        value = BulkResult(items=result.items, provider=PROVIDER, provider_id=op_id)
+        first = PollResult(done=True, value=value, progress=(len(ids), len(ids)))
+        return Started("bulk", op_id, {"id": op_id, "ids": ids, "errors": errors}, first=first, total=len(ids))
+
+    def _prepare(self, bills: Sequence[Bill]) -> list[_Item]:
+        problems: list[Problem] = []
+        prepared: list[_Item] = []
+        seen: dict[tuple[str, str], int] = {}
+        for index, bill in enumerate(bills):
+            try:
+                request, currency = build_bill(bill)
+            except UnsupportedFeatureError as exc:
+                raise UnsupportedFeatureError(PROVIDER, f"bills[{index}].{exc.feature}",
+                                              exc.message.partition(": ")[2]) from None  # fmt: skip
+            except ValidationError as exc:
+                problems.extend(Problem(f"bills[{index}].{p.field}", p.message) for p in exc.problems)
+                continue
+            key = (request.vendor_id, request.invoice.invoice_number)
+            if key in seen:
+                problems.append(Problem(f"bills[{index}].reference", f"invoice number {key[1]!r} for vendor "
+                                        f"{key[0]} repeats bills[{seen[key]}]: BILL's bulk answer is matched by "
+                                        "vendor and invoice number"))  # fmt: skip
+            seen.setdefault(key, index)
+            prepared.append((index, request, currency))
+        if problems:
+            raise ValidationError(problems, provider=PROVIDER)
+        return prepared
+
+    async def create_many(self, bills: Sequence[Bill], *, isolate: bool = False) -> BulkResult:
+        """Create ``bills`` with bulk calls; one ItemResult per input, in input order (see the module doc)."""
+        prepared = self._prepare(bills)
+        await self._check_currencies([(f"bills[{i}].", r, c) for i, r, c in prepared])
+        results: dict[int, ItemResult] = {}
+        self.last_bulk_calls = 0
+        rejections: list[BillcomBulkRejected] = []
+        unknown: list[OutcomeUnknownError] = []
+        for start in range(0, len(prepared), MAX_BULK):
+            batch = prepared[start : start + MAX_BULK]
+            if isolate:
+                await self._isolate(batch, results)
+                continue
+            try:
+                self.last_bulk_calls += 1
+                self._record(await self._bulk_call(batch), results)
+            except BillcomBulkRejected as rej:
+                rejections.append(rej)
+                for index, _, _ in batch:
+                    results[index] = ItemResult(index=index, status=ItemStatus.FAILED,
+                                                error=rej.item_errors.get(index, rej))  # fmt: skip
+            except OutcomeUnknownError as exc:
+                unknown.append(exc)
+                for index, _, _ in batch:
+                    results[index] = ItemResult(index=index, status=ItemStatus.FAILED, error=exc)
+        if not any(r.ok for r in results.values()):
+            if unknown:
+                raise unknown[0]
+            if rejections:
+                raise _merge(rejections)
+        items = tuple(results[i] for i in range(len(bills)))
+        return BulkResult(items=items, provider=PROVIDER)
+
+    def _record(self, created: Sequence[tuple[int, Bill | BillkitError]], results: dict[int, ItemResult]) -> None:
+        for index, outcome in created:
+            if isinstance(outcome, Bill):
+                results[index] = ItemResult(index=index, status=ItemStatus.SUCCEEDED, bill=outcome,
+                                            reference=outcome.reference)  # fmt: skip
+            else:
+                results[index] = ItemResult(index=index, status=ItemStatus.FAILED, error=outcome)
+
+    async def _isolate(self, batch: list[_Item], results: dict[int, ItemResult]) -> None:
+        """Resubmit a rejected batch without the items BILL named, or bisect it when BILL named none."""
+        groups: list[list[_Item]] = [batch]
+        while groups:
+            group = groups.pop(0)
+            self.last_bulk_calls += 1
+            try:
+                self._record(await self._bulk_call(group), results)
+                continue
+            except OutcomeUnknownError as exc:  # never resubmitted: it may have been created
+                for index, _, _ in group:
+                    results[index] = ItemResult(index=index, status=ItemStatus.FAILED, error=exc)
+                continue
+            except BillcomBulkRejected as rej:
+                named = rej.item_errors
+                if len(group) == 1:
+                    index = group[0][0]
+                    results[index] = ItemResult(index=index, status=ItemStatus.FAILED, error=named.get(index, rej))
+                    continue
+                if named:
+                    for index, error in named.items():
+                        results[index] = ItemResult(index=index, status=ItemStatus.FAILED, error=error)
+                    rest = [item for item in group if item[0] not in named]
+                    if rest:
+                        groups.insert(0, rest)
+                    continue
+                middle = len(group) // 2
+                groups[0:0] = [group[:middle], group[middle:]]
+
+    async def _bulk_call(self, batch: Sequence[_Item]) -> list[tuple[int, Bill | BillkitError]]:
+        """One ``POST /v3/bills/bulk``; raises BillcomBulkRejected (global indices) when BILL refuses it."""
+        creates = [request for _, request, _ in batch]
+        vendors = {r.vendor_id for r in creates}
+        numbers = [r.invoice.invoice_number for r in creates]
+        try:
+            response = await self.call(
+                "POST", "/v3/bills/bulk", json=[r.to_json() for r in creates], safety=Safety.UNSAFE,
+                check=how_to_check(next(iter(vendors)) if len(vendors) == 1 else None, numbers),
+                reference=numbers[0] if len(numbers) == 1 else f"{numbers[0]} .. {numbers[-1]} ({len(numbers)} bills)",
+            )  # fmt: skip
+        except APIError as err:
+            if not _is_rejection(err):
+                raise
+            entries = err.entries if isinstance(err, BillcomError) else ()
+            local = attribute_errors(entries, creates, status_code=err.status_code or 400)
+            item_errors = {batch[i][0]: e for i, e in local.items()}
+            rej = BillcomBulkRejected(
+                f"BILL rejected the whole bulk of {len(batch)} bills (nothing was created): {err.message}",
+                item_errors=item_errors, provider=PROVIDER, status_code=err.status_code, code=err.code,
+                raw=err.raw,
+            )  # fmt: skip
+            rej.entries = tuple(entries)
+            raise rej from None
+        data = response.json()
+        answers = data if isinstance(data, list) else []
+        by_key: dict[tuple[str | None, str | None], tuple[BillResponse, Any]] = {}
+        for raw in answers:
+            wire = BillResponse.model_validate(raw)
+            by_key[(wire.vendor_id, wire.invoice_number)] = (wire, raw)
+        out: list[tuple[int, Bill | BillkitError]] = []
+        for index, request, currency in batch:
+            found = by_key.pop((request.vendor_id, request.invoice.invoice_number), None)
+            if found is None:
+                out.append((index, BillcomAPIError(
+                    f"BILL's bulk answer has no bill for vendor {request.vendor_id} and invoice number "
+                    f"{request.invoice.invoice_number!r}; it may exist anyway. "
+                    + how_to_check(request.vendor_id, [request.invoice.invoice_number]),
+                    provider=PROVIDER, status_code=response.status_code, raw=data)))  # fmt: skip
+                continue
+            wire, raw = found
+            out.append((index, to_bill(wire, currency or await self._read_currency(wire), raw)))
+        return out
+
+    # -- native ------------------------------------------------------------------------------------------
+    @property
+    def native(self) -> BillcomNative:
+        return BillcomNative(self)
+
+
+def _is_rejection(err: APIError) -> bool:
+    """A 4xx answer about the content of the bulk (not auth, not a rate limit): BILL rolled it back whole."""
+    status = err.status_code or 0
+    if isinstance(err, (RateLimitError, BillcomConcurrencyLimitError, BillcomAuthenticationError,
+                        PermissionDeniedError)):  # fmt: skip
+        return False
+    return 400 <= status < 500
+
+
+def _merge(rejections: Sequence[BillcomBulkRejected]) -> BillcomBulkRejected:
+    if len(rejections) == 1:
+        return rejections[0]
+    item_errors: dict[int, BillkitError] = {}
+    entries: list[ErrorEntry] = []
+    for rej in rejections:
+        item_errors.update(rej.item_errors)
+        entries.extend(rej.entries)
+    first = rejections[0]
+    merged = BillcomBulkRejected(
+        f"BILL rejected all {len(rejections)} bulk batches (nothing was created): {first.message}",
+        item_errors=item_errors, provider=PROVIDER, status_code=first.status_code, code=first.code,
+        raw=[r.raw for r in rejections],
+    )  # fmt: skip
+    merged.entries = tuple(entries)
+    return merged
+
+
+# -- the native client --------------------------------------------------------------------------------------
+
+
+def _filter_value(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        text = moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return f'"{text}"'
+    if isinstance(value, dt.date):
+        return f'"{value.isoformat()}"'
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return '"' + ",".join(str(v) for v in value) + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def format_filters(filters: str | Sequence[tuple[str, str, Any]] | None) -> str | None:
+    """``[("vendorId", "eq", "009..."), ("createdTime", "gt", datetime)]`` -> BILL's ``filters`` string.
+
+    Dates, date-times and lists are quoted (``createdTime:gt:"2026-12-30T00:00:00.000Z"``); a string is
+    passed through as written.
+    """
+    if filters is None or isinstance(filters, str):
+        return filters or None
+    return ",".join(f"{field}:{op}:{_filter_value(value)}" for field, op, value in filters)
+
+
+class BillcomNative:
+    """BILL's own operations with typed wire models, in the adapter's session (``client.native``).
+
+    Lists are async iterators that follow ``nextPage`` until BILL stops returning one (an empty page can
+    still carry a cursor). Through the blocking ``Client``, they come back as lists.
+    """
+
+    def __init__(self, adapter: BillcomAdapter) -> None:
+        self._adapter = adapter
+
+    def __repr__(self) -> str:
+        return "<BillcomNative>"
+
+    # bulk settings
+    @property
+    def bulk_isolation(self) -> bool:
+        """When True, ``client.submit_many`` isolates the faulty items of a rejected batch (see the adapter)."""
+        return self._adapter.bulk_isolation
+
+    @bulk_isolation.setter
+    def bulk_isolation(self, value: bool) -> None:
+        self._adapter.bulk_isolation = bool(value)
+
+    @property
+    def last_bulk_calls(self) -> int:
+        """How many ``POST /v3/bills/bulk`` calls the last bulk made."""
+        return self._adapter.last_bulk_calls
+
+    @property
+    def logins(self) -> int:
+        """How many times this client logged in."""
+        return self._adapter.logins
+
+    async def create_bills(self, bills: Sequence[Bill], *, isolate: bool = False) -> BulkResult:
+        """The bulk create, returning the BulkResult directly (``isolate`` per call)."""
+        return await self._adapter.create_many(bills, isolate=isolate)
+
+    # session
+    async def session_info(self) -> dict[str, Any]:
+        """``GET /v3/login/session``: organizationId, userId, mfaStatus, mfaBypass."""
+        info: dict[str, Any] = (await self._adapter.call("GET", "/v3/login/session")).json()
+        return info
+
+    # vendors
+    async def create_vendor(self, vendor: VendorCreate | Mapping[str, Any]) -> VendorResponse:
+        """``POST /v3/vendors``. Not retried once it may have reached BILL."""
+        model = vendor if isinstance(vendor, VendorCreate) else VendorCreate.model_validate(vendor)
+        response = await self._adapter.call(
+            "POST", "/v3/vendors", json=model.to_json(), safety=Safety.UNSAFE, reference=model.name,
+            check=f"list the vendors (GET /v3/vendors?filters=name:eq:...) and look for {model.name!r}",
+        )  # fmt: skip
+        return VendorResponse.model_validate(response.json())
+
+    async def get_vendor(self, vendor_id: str) -> VendorResponse:
+        return VendorResponse.model_validate((await self._adapter.call("GET", f"/v3/vendors/{vendor_id}")).json())
+
+    async def list_vendors(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
+                           sort: str | None = None) -> AsyncIterator[VendorResponse]:  # fmt: skip
+        async for page in self._pages("/v3/vendors", max, filters, sort):
+            for vendor in VendorList.model_validate(page).results:
+                yield vendor
+
+    # bills
+    async def get_bill(self, bill_id: str) -> BillResponse:
+        return BillResponse.model_validate((await self._adapter.call("GET", f"/v3/bills/{bill_id}")).json())
+
+    async def list_bill_pages(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
+                              sort: str | None = None) -> AsyncIterator[BillList]:  # fmt: skip
+        """One :class:`BillList` per ``GET /v3/bills`` page."""
+        async for page in self._pages("/v3/bills", max, filters, sort):
+            yield BillList.model_validate(page)
+
+    async def list_bills(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
+                         sort: str | None = None) -> AsyncIterator[BillResponse]:  # fmt: skip
+        """Every bill matching ``filters`` (``format_filters`` syntax), ``sort`` like ``createdTime:desc``."""
+        async for page in self.list_bill_pages(max=max, filters=filters, sort=sort):
+            for bill in page.results:
+                yield bill
+
+    async def archive_bill(self, bill_id: str) -> BillResponse:
+        """``POST /v3/bills/{id}/archive`` (BILL's soft delete; the bill reads as VOID)."""
+        return BillResponse.model_validate((await self._adapter.call("POST", f"/v3/bills/{bill_id}/archive")).json())
+
+    async def restore_bill(self, bill_id: str) -> BillResponse:
+        return BillResponse.model_validate((await self._adapter.call("POST", f"/v3/bills/{bill_id}/restore")).json())
+
+    async def find_bills_by_invoice(self, vendor_id: str, invoice_number: str, *,
+                                    created_since: dt.datetime | None = None) -> list[BillResponse]:  # fmt: skip
+        """The vendor's bills with this invoice number (BILL cannot filter on it: filtered by vendor, matched here).
+
+        The check an :class:`~billkit.errors.OutcomeUnknownError` of a create asks for.
+        """
+        filters: list[tuple[str, str, Any]] = [("vendorId", "eq", vendor_id)]
+        if created_since is not None:
+            filters.append(("createdTime", "gte", created_since))
+        return [b async for b in self.list_bills(filters=filters, sort="createdTime:desc")
+                if b.invoice_number == invoice_number]  # fmt: skip
+
+    async def _pages(self, path: str, max: int, filters: str | Sequence[tuple[str, str, Any]] | None,
+                     sort: str | None) -> AsyncIterator[Any]:  # fmt: skip
+        if not 1 <= max <= 100:
+            raise ValidationError([Problem("max", "BILL pages hold 1 to 100 items")], provider=PROVIDER)
+        params: dict[str, str] = {"max": str(max)}
+        text = format_filters(filters)
+        if text:
+            params["filters"] = text
+        if sort:
+            params["sort"] = sort
+        while True:
+            data = (await self._adapter.call("GET", path, params=params)).json()
+            yield data
+            next_page = data.get("nextPage") if isinstance(data, dict) else None
+            if not next_page:
+                return
+            params["page"] = str(next_page)

@@ -1,0 +1,589 @@
+"""An in-process BILL v3 (``/connect/v3``) on the virtual clock, mounted as an httpx transport.
+
+What it models, and how a test or a demo drives it:
+
+* **Sessions**: ``POST /v3/login`` with the test credentials (:data:`BillcomSandbox.credentials`) returns a
+  ``sessionId``; every other call needs the ``devKey`` and ``sessionId`` headers. A session dies after 35
+  minutes without a call (on the clock) and then answers 401 ``BDC_1109``; :meth:`BillcomSandbox.expire_sessions`
+  kills every session at once. Logins are limited to 200 per hour (``BDC_1144``). ``logins`` counts them.
+* **Concurrency**: at most 3 requests in flight; a 4th that arrives meanwhile is refused with ``BDC_1322``
+  (HTTP 400: BILL documents the code, not the status). Each request takes ``latency`` virtual seconds, so
+  concurrent calls overlap. ``peak_in_flight`` and ``refused_concurrent`` say what happened.
+* **Vendors and bills** with BILL-shaped ids (vendors ``009...``, bills ``00n...``), three vendors seeded
+  (:data:`VENDOR_ACME`, :data:`VENDOR_GLOBEX`, :data:`VENDOR_INITECH` billing in EUR); :data:`UNKNOWN_VENDOR`
+  never exists. ``box.bills`` holds every bill created (``box.invoice_counts()`` counts duplicates).
+* **Bulk all-or-nothing** (``POST /v3/bills/bulk``, at most 100): the items are applied in order; at the first
+  faulty one nothing is kept and the answer is the seed's shape: that item's error (``BDC_1205`` "No data found
+  for object with id <vendorId>." for an unknown vendor) followed by one ``BDC_1246`` rollback entry.
+* **Deterministic triggers**: an unknown vendor id (``UNKNOWN_VENDOR`` or any ``009...`` not created) fails
+  the bill or the batch with ``BDC_1205``; :meth:`reject_vendor_once` makes a *known* vendor fail the next
+  request naming it, then work (a bulk rejected whole once and then accepted as is); :meth:`fail_next`
+  answers the next matching request with any BDC code (``BDC_1322``, ``BDC_1144``, ``BDC_1109``...).
+* **Payments on the clock**: :meth:`pay` (or ``auto_pay`` for every new bill) moves a bill from UNPAID to
+  SCHEDULED and then to PAID (or PARTIAL) at the given virtual times, so ``wait_for(..., until=PAID)`` works.
+* **Paging**: ``max`` 1-100 (default 20, else 400), opaque ``page`` cursors, ``nextPage`` absent on the
+  last page, ``filters=field:op:value,...`` (eq ne gt gte lt lte in nin sw) and ``sort=field:asc|desc``.
+* **Faults** from :class:`billkit.sandboxing.Faults`: 5xx and 429 carry BILL's error array; dropped
+  connections before or after acting and slow answers come from the base class.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from billkit.clock import Clock
+from billkit.sandboxing import Fault, Faults, RecordedRequest, Sandbox, json_response
+
+__all__ = [
+    "SESSION_IDLE_SECONDS",
+    "UNKNOWN_VENDOR",
+    "VENDOR_ACME",
+    "VENDOR_GLOBEX",
+    "VENDOR_INITECH",
+    "BillcomSandbox",
+]
+
+SESSION_IDLE_SECONDS = 35 * 60
+LOGINS_PER_HOUR = 200
+MAX_CONCURRENT = 3
+MAX_BULK = 100
+
+VENDOR_ACME = "00901SANDBOXACME0001"
+VENDOR_GLOBEX = "00901SANDBOXGLOBEX01"
+VENDOR_INITECH = "00901SANDBOXINITECH1"
+#: a well-formed vendor id the sandbox never knows: the deterministic BDC_1205 trigger
+UNKNOWN_VENDOR = "00901NOSUCHVENDOR000"
+
+_EXCHANGE = {"USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
+_CENT = Decimal("0.01")
+_REFUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("billcom_sandbox_refused", default=False)
+_BILL_FIELDS = {"vendorId", "dueDate", "billLineItems", "invoice", "description", "payFromChartOfAccountId",
+                "classifications", "purchaseOrderNumber"}  # fmt: skip
+
+
+@dataclass
+class _Session:
+    id: str
+    last_used: float
+
+
+@dataclass
+class _Payment:
+    scheduled_at: float
+    paid_at: float
+    amount: Decimal | None  # None: the whole bill
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, code: str | None, message: str, category: str = "REQUEST") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.category = category
+
+
+class BillcomSandbox(Sandbox):
+    """BILL v3 in process. See the module docstring for what it models and its triggers."""
+
+    provider = "billcom"
+    base_url = "https://sandbox.billkit.invalid/connect"
+    credentials = {
+        "username": "sandbox@billkit.test",
+        "password": "sandbox-password",
+        "organization_id": "00801SANDBOXORG00001",
+        "dev_key": "sandbox-dev-key",
+    }
+
+    def __init__(self, clock: Clock | None = None, faults: Faults | None = None) -> None:
+        super().__init__(clock, faults)
+        self.latency = 0.05
+        self.max_concurrent = MAX_CONCURRENT
+        self.session_idle = float(SESSION_IDLE_SECONDS)
+        self.sessions: dict[str, _Session] = {}
+        self.logins = 0
+        self.logouts = 0
+        self._login_times: list[float] = []
+        self.vendors: dict[str, dict[str, Any]] = {}
+        self.bills: dict[str, dict[str, Any]] = {}
+        self.payments: dict[str, _Payment] = {}
+        #: (seconds until SCHEDULED, seconds until PAID) applied to every new bill, or None
+        self.auto_pay: tuple[float, float] | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.refused_concurrent = 0
+        self._arrived = 0
+        self._seq = 0
+        self._fail_queue: list[tuple[str, int, str | None]] = []
+        self._reject_once: set[str] = set()
+        for vid, name, currency in ((VENDOR_ACME, "Acme Supplies", "USD"), (VENDOR_GLOBEX, "Globex", "USD"),
+                                    (VENDOR_INITECH, "Initech GmbH", "EUR")):  # fmt: skip
+            self.vendors[vid] = self._vendor_record(vid, {"name": name, "accountType": "BUSINESS",
+                                                          "billCurrency": currency})  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"<BillcomSandbox bills={len(self.bills)} vendors={len(self.vendors)} requests={len(self.requests)}>"
+
+    # -- knobs for tests and demos -----------------------------------------------------------------------
+    def expire_sessions(self) -> None:
+        """Invalidate every session now (the next call answers 401 BDC_1109)."""
+        self.sessions.clear()
+
+    def fail_next(self, code: str, *, status: int = 400, match: str | None = None) -> None:
+        """Answer the next request (whose ``METHOD /path`` contains ``match``) with BILL error ``code``.
+
+        ``BDC_1109`` also invalidates every session, as a real expiry would.
+        """
+        self._fail_queue.append((code, status, match))
+
+    def reject_vendor_once(self, vendor_id: str) -> None:
+        """The next request naming ``vendor_id`` fails with BDC_1205 for it; later ones succeed."""
+        self._reject_once.add(vendor_id)
+
+    def pay(self, bill_id: str, *, scheduled_after: float = 0.0, paid_after: float = 60.0,
+            amount: Decimal | str | None = None) -> None:  # fmt: skip
+        """From now: SCHEDULED after ``scheduled_after`` s, then PAID (PARTIAL if ``amount`` < total)."""
+        if bill_id not in self.bills:
+            raise KeyError(bill_id)
+        now = self.clock.now()
+        paid = Decimal(amount) if amount is not None else None
+        self.payments[bill_id] = _Payment(now + scheduled_after, now + max(paid_after, scheduled_after), paid)
+
+    def add_vendor(self, name: str, *, bill_currency: str = "USD") -> str:
+        """Create a vendor directly (as if through the BILL web app); returns its id."""
+        vid = self._new_id("009")
+        self.vendors[vid] = self._vendor_record(vid, {"name": name, "accountType": "BUSINESS",
+                                                      "billCurrency": bill_currency})  # fmt: skip
+        return vid
+
+    def invoice_counts(self) -> Counter[tuple[str, str]]:
+        """How many bills exist per (vendorId, invoice number): a value above 1 is a duplicate."""
+        return Counter((b["vendorId"], b["invoice"]["invoiceNumber"]) for b in self.bills.values())
+
+    def bill(self, bill_id: str) -> dict[str, Any]:
+        """A bill as the API would return it now."""
+        return self._render(bill_id)
+
+    # -- the transport: concurrency, latency, secrets out of the record ---------------------------------
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._arrived += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._arrived)
+        refused = self.in_flight >= self.max_concurrent
+        if not refused:
+            self.in_flight += 1
+        token = _REFUSED.set(refused)
+        index = len(self.requests)
+        try:
+            if not refused and self.latency > 0:
+                await self.clock.sleep(self.latency)
+            return await super().handle_async_request(request)
+        finally:
+            _REFUSED.reset(token)
+            self._arrived -= 1
+            if not refused:
+                self.in_flight -= 1
+            self._redact_login(index)
+
+    def _redact_login(self, index: int) -> None:
+        for i in range(index, len(self.requests)):
+            rec = self.requests[i]
+            if rec.path == "/v3/login" and isinstance(rec.body, dict) and "password" in rec.body:
+                body = {k: ("[redacted]" if k in ("username", "password", "devKey") else v)
+                        for k, v in rec.body.items()}  # fmt: skip
+                self.requests[i] = RecordedRequest(rec.method, rec.path, rec.params, body, rec.at, rec.fault)
+                return
+
+    # -- BILL's error shape ------------------------------------------------------------------------------
+    def _entry(self, code: str | None, message: str, category: str = "REQUEST") -> dict[str, Any]:
+        entry: dict[str, Any] = {"timestamp": self._timestamp(), "severity": "ERROR", "category": category,
+                                 "message": message}  # fmt: skip
+        if code is not None:
+            entry = {"timestamp": entry["timestamp"], "code": code, **{k: v for k, v in entry.items()
+                                                                        if k != "timestamp"}}  # fmt: skip
+        return entry
+
+    def bdc(self, status: int, code: str | None, message: str, category: str = "REQUEST",
+            headers: Mapping[str, str] | None = None) -> httpx.Response:  # fmt: skip
+        """A BILL error answer: a JSON array with one entry."""
+        return json_response(status, [self._entry(code, message, category)], headers)
+
+    def error(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        if isinstance(payload, list):
+            return json_response(status, payload, headers)
+        message = payload.get("message", "error") if isinstance(payload, dict) else str(payload)
+        code = payload.get("code") if isinstance(payload, dict) else None
+        return self.bdc(status, code, str(message), "SERVER", headers)
+
+    def fault_response(self, fault: Fault) -> httpx.Response:
+        if fault is Fault.RATE_LIMIT:
+            return self.bdc(429, "BDC_1322", "Max number of concurrent requests per organization reached.",
+                            "DOWNSTREAM", {"retry-after": f"{self.faults.retry_after:g}"})  # fmt: skip
+        return self.bdc(503, "BDC_1001", "System error occurred.", "SERVER")
+
+    # -- routing -----------------------------------------------------------------------------------------
+    def handle(self, request: httpx.Request, body: Any) -> httpx.Response:
+        method, path = request.method, request.url.path
+        if _REFUSED.get():
+            self.refused_concurrent += 1
+            return self.bdc(400, "BDC_1322", "Max number of concurrent requests per organization reached.",
+                            "DOWNSTREAM")  # fmt: skip
+        injected = self._take_injected(f"{method} {path}")
+        if injected is not None:
+            return injected
+        try:
+            if method == "POST" and path == "/v3/login":
+                return self._login(body)
+            self._authenticate(request)
+            return self._route(method, path, dict(request.url.params), body)
+        except _BulkReject as rej:
+            return json_response(rej.status, rej.entries)
+        except _Reject as rej:
+            return self.bdc(rej.status, rej.code, rej.message, rej.category)
+
+    def _take_injected(self, label: str) -> httpx.Response | None:
+        for i, (code, status, match) in enumerate(self._fail_queue):
+            if match is None or match in label:
+                del self._fail_queue[i]
+                if code == "BDC_1109":
+                    self.sessions.clear()
+                    return self.bdc(401, code, "Session is invalid. Please log in.", "DOWNSTREAM")
+                messages = {
+                    "BDC_1322": "Max number of concurrent requests per organization reached.",
+                    "BDC_1144": "Max number of allowed requests per hour reached: 20000.",
+                    "BDC_1001": "System error occurred.",
+                }
+                return self.bdc(status, code, messages.get(code, f"Injected {code}."), "DOWNSTREAM")
+        return None
+
+    def _route(self, method: str, path: str, params: dict[str, str], body: Any) -> httpx.Response:
+        parts = [p for p in path.split("/") if p]  # ["v3", "bills", ...]
+        if parts[:1] != ["v3"]:
+            raise _Reject(404, "BDC_1121", "API not supported.")
+        rest = parts[1:]
+        if rest == ["logout"] and method == "POST":
+            return httpx.Response(200)
+        if rest == ["login", "session"] and method == "GET":
+            return json_response(200, {"organizationId": self.credentials["organization_id"],
+                                       "userId": "00601SANDBOXUSER0001", "mfaStatus": "UNTRUSTED",
+                                       "mfaBypass": False})  # fmt: skip
+        if rest == ["bills"] and method == "POST":
+            return json_response(201, self._create_bills([body], bulk=False)[0])
+        if rest == ["bills", "bulk"] and method == "POST":
+            if not isinstance(body, list):
+                raise _Reject(400, "BDC_1002", "The request body must be an array of bills.")
+            if len(body) > MAX_BULK:
+                raise _Reject(400, None, f"At most {MAX_BULK} bills per bulk request ({len(body)} given).")
+            return json_response(201, self._create_bills(body, bulk=True))
+        if rest == ["bills"] and method == "GET":
+            return json_response(200, self._list([self._render(b) for b in self.bills], params))
+        if len(rest) == 2 and rest[0] == "bills" and method == "GET":
+            return json_response(200, self._render(self._bill_id(rest[1])))
+        if len(rest) == 3 and rest[0] == "bills" and rest[2] in ("archive", "restore") and method == "POST":
+            bid = self._bill_id(rest[1])
+            self.bills[bid]["archived"] = rest[2] == "archive"
+            self.bills[bid]["updatedTime"] = self._timestamp()
+            return json_response(200, self._render(bid))
+        if rest == ["vendors"] and method == "POST":
+            return json_response(201, self._create_vendor(body))
+        if rest == ["vendors"] and method == "GET":
+            return json_response(200, self._list(list(self.vendors.values()), params))
+        if len(rest) == 2 and rest[0] == "vendors" and method == "GET":
+            vendor = self.vendors.get(rest[1])
+            if vendor is None:
+                raise _Reject(404, "BDC_1205", f"No data found for object with id {rest[1]}.", "DOWNSTREAM")
+            return json_response(200, vendor)
+        raise _Reject(404, "BDC_1121", "API not supported.")
+
+    # -- sessions ----------------------------------------------------------------------------------------
+    def _login(self, body: Any) -> httpx.Response:
+        creds = self.credentials
+        if not isinstance(body, dict):
+            raise _Reject(400, "BDC_1002", "Unknown error occurred.")
+        if body.get("devKey") != creds["dev_key"]:
+            raise _Reject(401, "BDC_1102", "Developer key is invalid.")
+        if body.get("username") != creds["username"] or body.get("password") != creds["password"]:
+            raise _Reject(401, "BDC_1101", "User name and/or password do not match our records.")
+        if body.get("organizationId") != creds["organization_id"]:
+            raise _Reject(401, "BDC_1101", "Organization id does not match our records.")
+        now = self.clock.now()
+        self._login_times = [t for t in self._login_times if now - t < 3600]
+        if len(self._login_times) >= LOGINS_PER_HOUR:
+            raise _Reject(400, "BDC_1144", f"Max number of allowed logins per hour reached: {LOGINS_PER_HOUR}.",
+                          "DOWNSTREAM")  # fmt: skip
+        self._login_times.append(now)
+        self.logins += 1
+        sid = f"sandbox-session-{self.logins:04d}-{self._next():06d}"
+        self.sessions[sid] = _Session(sid, now)
+        return json_response(200, {"organizationId": creds["organization_id"], "sessionId": sid,
+                                   "trusted": False, "userId": "00601SANDBOXUSER0001"})  # fmt: skip
+
+    def _authenticate(self, request: httpx.Request) -> None:
+        if request.headers.get("devKey") != self.credentials["dev_key"]:
+            raise _Reject(401, "BDC_1102", "Developer key is invalid.")
+        sid = request.headers.get("sessionId") or ""
+        session = self.sessions.get(sid)
+        now = self.clock.now()
+        if session is None or now - session.last_used > self.session_idle:
+            self.sessions.pop(sid, None)
+            raise _Reject(401, "BDC_1109", "Session is invalid. Please log in.", "DOWNSTREAM")
+        session.last_used = now
+        if request.url.path == "/v3/logout":
+            self.sessions.pop(sid, None)
+            self.logouts += 1
+
+    # -- bills -------------------------------------------------------------------------------------------
+    def _bill_id(self, bill_id: str) -> str:
+        if bill_id not in self.bills:
+            raise _Reject(404, "BDC_1205", f"No data found for object with id {bill_id}.", "DOWNSTREAM")
+        return bill_id
+
+    def _create_bills(self, items: list[Any], *, bulk: bool) -> list[dict[str, Any]]:
+        """Validate every item first; keep all or nothing."""
+        built: list[dict[str, Any]] = []
+        for item in items:
+            try:
+                built.append(self._build_bill(item))
+            except _Reject as rej:
+                if bulk:
+                    rollback = self._entry("BDC_1246", "Changes were rollback due to other failures within this "
+                                           "transaction.", "DOWNSTREAM")  # fmt: skip
+                    failed = self._entry(rej.code, rej.message, rej.category)
+                    raise _BulkReject(rej.status, [failed, rollback]) from None
+                raise
+        for record in built:
+            self.bills[record["id"]] = record
+            if self.auto_pay is not None:
+                self.pay(record["id"], scheduled_after=self.auto_pay[0], paid_after=self.auto_pay[1])
+        return [self._render(r["id"]) for r in built]
+
+    def _build_bill(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _Reject(400, "BDC_1002", "Unknown error occurred.")
+        unknown = sorted(set(body) - _BILL_FIELDS)
+        if unknown:
+            raise _Reject(400, "BDC_1002", f"Unknown parameter: {unknown[0]}.")
+        vendor_id = body.get("vendorId")
+        if not isinstance(vendor_id, str) or not vendor_id:
+            raise _Reject(400, None, "vendorId: must not be null")
+        if vendor_id in self._reject_once:
+            self._reject_once.discard(vendor_id)
+            raise _Reject(404, "BDC_1205", f"No data found for object with id {vendor_id}.", "DOWNSTREAM")
+        vendor = self.vendors.get(vendor_id)
+        if vendor is None or vendor.get("archived"):
+            raise _Reject(404, "BDC_1205", f"No data found for object with id {vendor_id}.", "DOWNSTREAM")
+        _check_date(body.get("dueDate"), "dueDate")
+        invoice = body.get("invoice")
+        if not isinstance(invoice, dict) or not invoice.get("invoiceNumber"):
+            raise _Reject(400, None, "invoice.invoiceNumber: must not be null")
+        _check_date(invoice.get("invoiceDate"), "invoice.invoiceDate")
+        lines = body.get("billLineItems")
+        if not isinstance(lines, list) or not lines:
+            raise _Reject(400, None, "billLineItems: must not be empty")
+        out_lines = []
+        total = Decimal(0)
+        for i, line in enumerate(lines):
+            amount = _amount_of(line, i)
+            total += amount
+            rendered: dict[str, Any] = {"id": self._new_id("00l"), "amount": amount}
+            for key in ("quantity", "price", "description", "classifications"):
+                if isinstance(line, dict) and line.get(key) is not None:
+                    rendered[key] = line[key]
+            out_lines.append(rendered)
+        now = self._timestamp()
+        record: dict[str, Any] = {
+            "id": self._new_id("00n"),
+            "archived": False,
+            "vendorId": vendor_id,
+            "vendorName": vendor.get("name"),
+            "amount": total,
+            "dueDate": body["dueDate"],
+            "invoice": {"invoiceNumber": invoice["invoiceNumber"], "invoiceDate": invoice["invoiceDate"]},
+            "billLineItems": out_lines,
+            "approvalStatus": "UNASSIGNED",
+            "createdTime": now,
+            "updatedTime": now,
+        }
+        currency = vendor.get("billCurrency", "USD")
+        if currency != "USD":
+            rate = _EXCHANGE.get(currency, Decimal("1"))
+            record["exchangeRate"] = rate
+            record["fundingAmount"] = (total * rate).quantize(_CENT)
+        for key in ("description", "payFromChartOfAccountId", "classifications", "purchaseOrderNumber"):
+            if body.get(key) is not None:
+                record[key] = body[key]
+        return record
+
+    def _render(self, bill_id: str) -> dict[str, Any]:
+        record = dict(self.bills[bill_id])
+        total: Decimal = record["amount"]
+        paid = Decimal("0.00")
+        status = "UNPAID"
+        payment = self.payments.get(bill_id)
+        now = self.clock.now()
+        if payment is not None and now >= payment.paid_at:
+            paid = total if payment.amount is None else min(total, payment.amount)
+            status = "PAID" if paid >= total else "PARTIAL"
+            record["updatedTime"] = self._timestamp(payment.paid_at)
+        elif payment is not None and now >= payment.scheduled_at:
+            status = "SCHEDULED"
+            record["scheduledAmount"] = total if payment.amount is None else payment.amount
+            record["updatedTime"] = self._timestamp(payment.scheduled_at)
+        record["paymentStatus"] = status
+        record["paidAmount"] = paid.quantize(_CENT)
+        record["dueAmount"] = (total - paid).quantize(_CENT)
+        return record
+
+    # -- vendors -----------------------------------------------------------------------------------------
+    def _vendor_record(self, vid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        now = self._timestamp()
+        record = {"id": vid, "archived": False, **dict(body), "createdTime": now, "updatedTime": now}
+        record.setdefault("billCurrency", "USD")
+        return record
+
+    def _create_vendor(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or not body.get("name"):
+            raise _Reject(400, None, "name: must not be null")
+        vid = self._new_id("009")
+        self.vendors[vid] = self._vendor_record(vid, body)
+        return self.vendors[vid]
+
+    # -- lists -------------------------------------------------------------------------------------------
+    def _list(self, records: list[dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
+        try:
+            size = int(params.get("max", "20"))
+        except ValueError:
+            raise _Reject(400, "BDC_1002", "max must be a number between 1 and 100.") from None
+        if not 1 <= size <= 100:
+            raise _Reject(400, None, "max: must be between 1 and 100")
+        for clause in _split_filters(params.get("filters", "")):
+            records = [r for r in records if _matches(r, clause)]
+        if params.get("sort"):
+            field, _, order = params["sort"].partition(":")
+            records.sort(key=lambda r: str(_lookup(r, field) or ""), reverse=order == "desc")
+        offset = _decode_cursor(params.get("page"))
+        page = records[offset : offset + size]
+        out: dict[str, Any] = {"results": page}
+        if offset + size < len(records):
+            out["nextPage"] = _encode_cursor(offset + size)
+        if offset > 0:
+            out["prevPage"] = _encode_cursor(max(0, offset - size))
+        return out
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _new_id(self, prefix: str) -> str:
+        n = self._next()
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        text = ""
+        while n:
+            n, r = divmod(n, 36)
+            text = digits[r] + text
+        return prefix + "01" + text.rjust(15, "0")
+
+    def _timestamp(self, at: float | None = None) -> str:
+        wall = self.clock.wall() if at is None else self.clock.wall() - self.clock.now() + at
+        moment = dt.datetime.fromtimestamp(wall, tz=dt.timezone.utc)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+00:00"
+
+
+class _BulkReject(_Reject):
+    def __init__(self, status: int, entries: list[dict[str, Any]]) -> None:
+        super().__init__(status, entries[0].get("code"), str(entries[0].get("message")))
+        self.entries = entries
+
+
+def _check_date(value: Any, field: str) -> None:
+    try:
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise _Reject(400, None, f"{field}: must be a date in the format yyyy-MM-dd") from None
+
+
+def _amount_of(line: Any, index: int) -> Decimal:
+    if not isinstance(line, dict):
+        raise _Reject(400, None, f"billLineItems[{index}]: must be an object")
+    try:
+        if line.get("amount") is not None:
+            amount = Decimal(str(line["amount"]))
+        elif line.get("quantity") is not None and line.get("price") is not None:
+            amount = Decimal(str(line["quantity"])) * Decimal(str(line["price"]))
+        else:
+            raise _Reject(400, None, f"billLineItems[{index}].amount: must not be null")
+    except InvalidOperation:
+        raise _Reject(400, None, f"billLineItems[{index}].amount: not a number") from None
+    if amount != amount.quantize(_CENT):
+        raise _Reject(400, None, f"billLineItems[{index}].amount: at most 2 decimals")
+    return amount.quantize(_CENT)
+
+
+def _split_filters(text: str) -> list[tuple[str, str, str]]:
+    clauses: list[str] = []
+    current, quoted = "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            clauses.append(current)
+            current = ""
+        else:
+            current += ch
+    if current:
+        clauses.append(current)
+    out = []
+    for clause in clauses:
+        field, _, rest = clause.partition(":")
+        op, _, value = rest.partition(":")
+        if not field or op not in ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "sw"):
+            raise _Reject(400, "BDC_1002", f"Invalid filter: {clause}.")
+        out.append((field, op, value.strip('"')))
+    return out
+
+
+def _lookup(record: Mapping[str, Any], field: str) -> Any:
+    value: Any = record
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _matches(record: Mapping[str, Any], clause: tuple[str, str, str]) -> bool:
+    field, op, wanted = clause
+    value = _lookup(record, field)
+    text = str(value).lower() if isinstance(value, bool) else "" if value is None else str(value)
+    if op in ("in", "nin"):
+        hit = text in [w.strip() for w in wanted.split(",")]
+        return hit if op == "in" else not hit
+    ops = {
+        "eq": text == wanted, "ne": text != wanted, "gt": text > wanted, "gte": text >= wanted,
+        "lt": text < wanted, "lte": text <= wanted, "sw": text.startswith(wanted),
+    }  # fmt: skip
+    return ops[op]
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(page: str | None) -> int:
+    if not page:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(page + "=" * (-len(page) % 4)))
+        return max(0, int(data["o"]))
+    except (ValueError, KeyError, TypeError):
+        raise _Reject(400, "BDC_1002", "Invalid page.") from None

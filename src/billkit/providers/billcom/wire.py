@@ -1,0 +1,268 @@
+"""BILL v3 wire models: exactly what goes over the wire, with BILL's camelCase names.
+
+* **Strict on write** (``extra="forbid"``): a request model refuses a field BILL does not know, so a typo in
+  ``provider_options`` is a :class:`~billkit.errors.ValidationError` before anything is sent.
+* **Lenient on read** (``extra="allow"``): every answer field but ``id`` is optional (live answers omit keys
+  without a value), unknown fields are kept, and open enums (``paymentStatus``, ``approvalStatus``) are plain
+  strings so a value BILL adds tomorrow survives.
+* **Amounts are Decimal both ways**: answers are parsed with :func:`billkit.money.loads_decimal` (never through
+  float) and requests are dumped with :func:`billkit.transport.dumps`, which writes Decimals exactly.
+* Dates are ``yyyy-MM-dd`` strings on write (checked as real calendar dates); timestamps are kept as BILL's
+  strings on read (``2024-12-15T22:53:15.127+00:00``) and parsed by the mapping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "Approver",
+    "BillClassifications",
+    "BillCreate",
+    "BillLineItemCreate",
+    "BillLineItemResponse",
+    "BillList",
+    "BillResponse",
+    "ErrorEntry",
+    "InvoiceInfo",
+    "LoginRequest",
+    "LoginResponse",
+    "VendorAddress",
+    "VendorCreate",
+    "VendorList",
+    "VendorResponse",
+    "check_date",
+    "parse_errors",
+]
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_date(value: str) -> str:
+    """``value`` if it is a real calendar date written ``yyyy-MM-dd``; else ``ValueError``."""
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError(f"{value!r} is not a date written yyyy-MM-dd")
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a real calendar date") from None
+    return value
+
+
+class _Write(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The request body: BILL's names, no null keys, Decimals kept (dumped exactly by the transport)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="python")
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
+
+
+# -- requests ---------------------------------------------------------------------------------------------
+
+
+class LoginRequest(_Write):
+    """``POST /v3/login``. Every field is a secret or close to one: never logged, never in a repr."""
+
+    username: str = Field(repr=False)
+    password: str = Field(repr=False)
+    organization_id: str = Field(repr=False)
+    dev_key: str = Field(repr=False)
+
+
+class BillClassifications(_Write):
+    chart_of_account_id: str | None = None
+    accounting_class_id: str | None = None
+    department_id: str | None = None
+    location_id: str | None = None
+    item_id: str | None = None
+
+
+class InvoiceInfo(_Write):
+    invoice_number: str = Field(min_length=1)
+    invoice_date: str
+
+    @field_validator("invoice_date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        return check_date(value)
+
+
+class BillLineItemCreate(_Write):
+    """A line: ``amount``, or ``quantity`` and ``price`` (when all three are set, BILL uses ``amount``)."""
+
+    amount: Decimal | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    description: str | None = Field(default=None, max_length=4000)
+    classifications: BillClassifications | None = None
+
+
+class BillCreate(_Write):
+    """``POST /v3/bills`` (and one element of the ``POST /v3/bills/bulk`` array)."""
+
+    vendor_id: str
+    due_date: str
+    bill_line_items: list[BillLineItemCreate] = Field(min_length=1)
+    invoice: InvoiceInfo
+    description: str | None = Field(default=None, max_length=4000)
+    pay_from_chart_of_account_id: str | None = None
+    classifications: BillClassifications | None = None
+    purchase_order_number: str | None = None
+
+    @field_validator("due_date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        return check_date(value)
+
+
+class VendorAddress(_Write):
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    state_or_province: str | None = None
+    zip_or_postal_code: str | None = None
+    country: str | None = None
+
+
+class VendorCreate(_Write):
+    """``POST /v3/vendors``. The minimal set BILL requires is not documented (one report needed ``address``)."""
+
+    name: str = Field(min_length=1)
+    account_type: str | None = None  # BUSINESS | PERSON
+    email: str | None = None
+    phone: str | None = None
+    address: VendorAddress | None = None
+    bill_currency: str | None = None
+    payment_information: dict[str, Any] | None = None
+
+
+# -- answers ----------------------------------------------------------------------------------------------
+
+
+class LoginResponse(_Read):
+    organization_id: str | None = None
+    session_id: str = Field(repr=False)
+    trusted: bool | None = None
+    user_id: str | None = None
+
+
+class BillLineItemResponse(_Read):
+    id: str | None = None
+    amount: Decimal | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    description: str | None = None
+    classifications: dict[str, Any] | None = None
+
+
+class InvoiceResponse(_Read):
+    invoice_number: str | None = None
+    invoice_date: str | None = None  # a date-time in webhook payloads (M): kept as sent
+
+
+class Approver(_Read):
+    user_id: str | None = None
+    status: str | None = None
+    approver_order: int | None = None
+    status_changed_time: str | None = None
+
+
+class BillResponse(_Read):
+    """A bill as BILL returns it. Only ``id`` is certain to be present."""
+
+    id: str
+    archived: bool | None = None
+    vendor_id: str | None = None
+    vendor_name: str | None = None
+    amount: Decimal | None = None
+    funding_amount: Decimal | None = None
+    exchange_rate: Decimal | None = None
+    paid_amount: Decimal | None = None
+    due_amount: Decimal | None = None
+    scheduled_amount: Decimal | None = None
+    credit_amount: Decimal | None = None
+    description: str | None = None
+    due_date: str | None = None
+    invoice: InvoiceResponse | None = None
+    bill_line_items: list[BillLineItemResponse] = Field(default_factory=list)
+    pay_from_chart_of_account_id: str | None = None
+    payment_status: str | None = None  # open enum: PAID UNPAID PARTIAL SCHEDULED UNDEFINED ...
+    approval_status: str | None = None  # open enum: UNASSIGNED ASSIGNED APPROVING APPROVED DENIED UNDEFINED
+    approvers: list[Approver] = Field(default_factory=list)
+    purchase_order_number: str | None = None
+    created_time: str | None = None
+    updated_time: str | None = None
+
+    @property
+    def line_item_ids(self) -> list[str]:
+        return [item.id for item in self.bill_line_items if item.id]
+
+    @property
+    def invoice_number(self) -> str | None:
+        return self.invoice.invoice_number if self.invoice else None
+
+
+class BillList(_Read):
+    """``GET /v3/bills``: pass ``nextPage`` back as ``page``; stop when it is absent (not when a page is empty)."""
+
+    results: list[BillResponse] = Field(default_factory=list)
+    next_page: str | None = None
+    prev_page: str | None = None
+
+
+class VendorResponse(_Read):
+    id: str
+    archived: bool | None = None
+    name: str | None = None
+    account_type: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    address: dict[str, Any] | None = None
+    bill_currency: str | None = None
+    created_time: str | None = None
+    updated_time: str | None = None
+
+
+class VendorList(_Read):
+    results: list[VendorResponse] = Field(default_factory=list)
+    next_page: str | None = None
+    prev_page: str | None = None
+
+
+class ErrorEntry(_Read):
+    """One element of BILL's error array. Field-validation entries may have no ``code`` (M)."""
+
+    timestamp: str | None = None
+    code: str | None = None
+    severity: str | None = None  # ERROR | WARNING | INFORMATION
+    category: str | None = None  # REQUEST | APPLICATION | SERVER | DOWNSTREAM
+    message: str | None = None
+    params: Any = None
+    detail: Any = None
+    help: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.code or 'no code'}: {self.message or ''}".strip()
+
+
+def parse_errors(body: Any) -> list[ErrorEntry]:
+    """BILL's error array (or a lone object, or anything else) as entries; never raises."""
+    items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
+    entries: list[ErrorEntry] = []
+    for item in items:
+        if isinstance(item, dict):
+            try:
+                entries.append(ErrorEntry.model_validate(item))
+            except ValueError:
+                entries.append(ErrorEntry(message=str(item)))
+    return entries
