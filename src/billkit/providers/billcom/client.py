@@ -130,6 +130,7 @@ class BillcomAdapter(Adapter):
         super().__init__(ctx)
         self._session_id: str | None = None
         self._lock: anyio.Lock | None = None
+        self._slots: anyio.Semaphore | None = None
         self._vendor_currency: dict[str, str] = {}
         self.logins = 0
         self.bulk_isolation = False
@@ -150,6 +151,11 @@ class BillcomAdapter(Adapter):
         return BillcomSandbox(clock, faults)
 
     # -- the session -------------------------------------------------------------------------------------
+    def _get_slots(self) -> anyio.Semaphore:
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self.max_in_flight or 3)
+        return self._slots
+
     def _get_lock(self) -> anyio.Lock:
         if self._lock is None:
             self._lock = anyio.Lock()
@@ -166,7 +172,11 @@ class BillcomAdapter(Adapter):
             return self._session_id
 
     async def _renew(self, stale: str) -> str:
-        """Log in again unless another call already did since ``stale`` was refused."""
+        """Log in again unless another call already did since ``stale`` was refused.
+
+        Login requests do not take one of the adapter's slots (only the transport's), so calls holding a
+        slot while they wait for the login cannot starve it.
+        """
         async with self._get_lock():
             if self._session_id is None or self._session_id == stale:
                 self._session_id = None
@@ -207,17 +217,24 @@ class BillcomAdapter(Adapter):
         check: str = "",
         reference: str | None = None,
     ) -> Response:
-        """Send one request in the session; on ``BDC_1109`` log in again once and repeat it once."""
-        sid = await self._session()
+        """Send one request in the session; on ``BDC_1109`` log in again once and repeat it once.
+
+        The session id is read only once one of the ``max_in_flight`` slots is held, so calls queued behind a
+        dead session pick up the renewed one instead of each being refused with the stale id.
+        """
         for attempt in (1, 2):
-            request = Request(method, path, params=params, json=json, headers=self._headers(sid), safety=safety,
-                              how_to_check=check, reference=reference)  # fmt: skip
-            try:
-                return await self.ctx.transport.send(request)
-            except BillcomSessionError:
-                if attempt == 2:
-                    raise
-                sid = await self._renew(sid)
+            async with self._get_slots():
+                sid = await self._session()
+                request = Request(method, path, params=params, json=json, headers=self._headers(sid),
+                                  safety=safety, how_to_check=check, reference=reference)  # fmt: skip
+                try:
+                    return await self.ctx.transport.send(request)
+                except BillcomSessionError:
+                    if attempt == 2:
+                        raise
+                    if self._session_id == sid:
+                        self._session_id = None  # calls starting now wait for the new login
+            await self._renew(sid)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:

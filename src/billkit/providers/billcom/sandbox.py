@@ -119,6 +119,8 @@ class BillcomSandbox(Sandbox):
         self.payments: dict[str, _Payment] = {}
         #: (seconds until SCHEDULED, seconds until PAID) applied to every new bill, or None
         self.auto_pay: tuple[float, float] | None = None
+        #: answer bulks in reverse order (BILL does not promise the order): shows matching by invoice number
+        self.reverse_bulk_answers = False
         self.in_flight = 0
         self.peak_in_flight = 0
         self.refused_concurrent = 0
@@ -283,7 +285,8 @@ class BillcomSandbox(Sandbox):
                 raise _Reject(400, "BDC_1002", "The request body must be an array of bills.")
             if len(body) > MAX_BULK:
                 raise _Reject(400, None, f"At most {MAX_BULK} bills per bulk request ({len(body)} given).")
-            return json_response(201, self._create_bills(body, bulk=True))
+            created = self._create_bills(body, bulk=True)
+            return json_response(201, created[::-1] if self.reverse_bulk_answers else created)
         if rest == ["bills"] and method == "GET":
             return json_response(200, self._list([self._render(b) for b in self.bills], params))
         if len(rest) == 2 and rest[0] == "bills" and method == "GET":
