@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import httpx
@@ -391,3 +392,22 @@ def test_blocking_client_and_native_lists() -> None:
     assert bill.status is BillStatus.OPEN
     assert [b.invoice_number for b in listed] == ["BL-1"]
     assert len(result.succeeded) == 2
+
+
+@pytest.mark.anyio
+async def test_bulk_token_resumes_in_another_client_on_a_saved_sandbox(box: BillcomSandbox, tmp_path: Path) -> None:
+    bills = [payable("T-1"), payable("T-2", vendor=VENDOR_GLOBEX)]
+    async with client(box) as c:
+        c.native.bulk_isolation = True
+        bills.append(payable("T-3", vendor=UNKNOWN_VENDOR))
+        bulk = await c.submit_many(bills)
+        token = bulk.token
+    box.save(tmp_path / "billcom.pickle")
+    loaded = BillcomSandbox.load(tmp_path / "billcom.pickle")
+    assert isinstance(loaded, BillcomSandbox) and loaded.bills == box.bills
+    async with client(loaded) as other:
+        resumed = await (await other.resume(token))
+    assert [i.status for i in resumed] == [ItemStatus.SUCCEEDED, ItemStatus.SUCCEEDED, ItemStatus.FAILED]
+    assert [i.bill.reference for i in resumed if i.bill] == ["T-1", "T-2"]
+    assert "BDC_1205" in str(resumed[2].error)
+    assert loaded.logins == 2  # the saved session is not reused blindly: the new client logged in itself
