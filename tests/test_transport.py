@@ -245,3 +245,25 @@ def test_parse_retry_after_http_date() -> None:
 def test_parse_retry_after_never_raises(text: str) -> None:
     value = parse_retry_after(text)
     assert value is None or value >= 0
+
+
+async def test_provider_can_forbid_a_retry_even_on_429() -> None:
+    def parser(r: Response) -> APIError:
+        err = default_error("fake", r, code="HOURLY")
+        err.retryable = False
+        return err
+
+    script = Script(status(429), ok)
+    transport = make(script, VirtualClock())
+    transport.error_parser = parser
+    with pytest.raises(RateLimitError):
+        await transport.send(SAFE)
+    assert script.calls == 1
+
+
+async def test_copies_share_the_in_flight_limiter() -> None:
+    transport = make(Script(ok), VirtualClock())
+    transport._max_in_flight = 1
+    twin = transport.with_retry(RetryPolicy.none())
+    await twin.send(SAFE)
+    assert transport._limiter and transport._limiter is twin._limiter

@@ -148,9 +148,10 @@ class APIError(BillkitError):
         self.code = code
         self.request_id = request_id
         self.raw = raw
-        #: set by an adapter's error parser when the provider refused before acting (BILL's BDC_1322), so the
-        #: transport may retry even a create
-        self.retryable = False
+        #: set by an adapter's error parser: True when the provider refused before acting (BILL's BDC_1322), so
+        #: the transport may retry even a create; False to forbid any retry (BILL's hourly limit on a 429);
+        #: None (default) leaves the decision to the HTTP status
+        self.retryable: bool | None = None
 
     def __str__(self) -> str:
         parts = [f"[{self.provider}]"]

@@ -314,7 +314,7 @@ class Transport:
         self._headers = dict(default_headers or {})
         self._request_id_header = request_id_header
         self._max_in_flight = max_in_flight
-        self._limiter: anyio.Semaphore | None = None
+        self._limiter: list[anyio.Semaphore] = []  # shared (by reference) with with_retry() copies
         self._rng = rng or random.Random()
         self.stats = TransportStats()
 
@@ -371,10 +371,10 @@ class Transport:
         )  # fmt: skip
 
     async def _attempt(self, request: Request, attempt: int, policy: RetryPolicy) -> Response:
-        if self._max_in_flight is not None and self._limiter is None:
-            self._limiter = anyio.Semaphore(self._max_in_flight)
-        if self._limiter is not None:
-            async with self._limiter:
+        if self._max_in_flight is not None and not self._limiter:
+            self._limiter.append(anyio.Semaphore(self._max_in_flight))
+        if self._limiter:
+            async with self._limiter[0]:
                 return await self._attempt_unlimited(request, attempt, policy)
         return await self._attempt_unlimited(request, attempt, policy)
 
@@ -420,16 +420,16 @@ class Transport:
         hint = response.retry_after
         if isinstance(error, RateLimitError) and error.retry_after is None:
             error.retry_after = hint
+        if error.retryable is False:
+            raise error
         if isinstance(error, RateLimitError) and error.status_code != 429 and status not in RETRY_STATUSES:
             # a provider rate-limit code on another status (e.g. BILL's hourly limit): definitive
             raise error
-        if status not in RETRY_STATUSES and not error.retryable:
+        if status not in RETRY_STATUSES and error.retryable is not True:
             raise error
         if hint is not None and hint > policy.max_retry_after:
             raise error  # too long to sleep: the caller decides (RateLimitError carries retry_after)
-        refused_before_acting = (
-            status == 429 or (status == 503 and hint is not None) or getattr(error, "retryable", False)
-        )
+        refused_before_acting = status == 429 or (status == 503 and hint is not None) or error.retryable is True
         if request.safety is Safety.SAFE or refused_before_acting:
             raise _Retry(error, hint)
         raise self._unknown(request, error)

@@ -401,13 +401,14 @@ def error_from_entries(entries: Sequence[ErrorEntry], *, status_code: int, raw: 
     codes = [e.code for e in entries if e.code]
     code = codes[0] if codes else None
     cls: type[APIError]
-    retryable = False
+    retryable: bool | None = None  # None: the HTTP status decides
     if "BDC_1322" in codes:
         cls = BillcomRateLimitError if status_code == 429 else BillcomConcurrencyLimitError
         retryable = True
         code = "BDC_1322"
     elif "BDC_1144" in codes:
         cls, code = BillcomRateLimitError, "BDC_1144"
+        retryable = False  # the hourly limit: never retried, whatever the status
     elif "BDC_1109" in codes:
         cls, code = BillcomSessionError, "BDC_1109"
     elif code in ("BDC_1101", "BDC_1102"):
