@@ -1,0 +1,411 @@
+"""AcceptEasy mapping: the common :class:`~billkit.models.Bill` to a :class:`BillRequest` and back, the status
+table, local validation of every documented limit, and the lenient error parser.
+
+**What maps** (anything else the caller set raises :class:`UnsupportedFeatureError`, never dropped):
+
+======================  ============================================================================
+common field            AcceptEasy
+======================  ============================================================================
+``direction``           ``receivable`` only (AcceptEasy sends payment requests)
+``reference``           ``PaymentReference`` (required, at most 36; the vendor advises at most 16)
+``description``         ``Description`` (required, at most 32)
+``total``               ``Amount`` in integer cents, EUR only, through ``Money.to_minor_units`` (exact)
+``due_date``            ``ExpiryDate`` at 23:59:59 UTC of that day (future, at most one year ahead)
+``counterparty.email``  ``Address.Email``
+``counterparty.phone``  ``Address.PhoneNumber``
+``provider_options``    merged last under their wire names (``SRRID``, ``AETemplateID``, ``CountdownDays``,
+                        ``Communication``, ``CommunicationPlanId``, ``RecordData``, ``Attachment``,
+                        ``AmountScheme``, ``PartialPaymentPlanID``, ``Extras``, ``NotificationURLs``,
+                        ``ExpiryDate``, or any other key the Swagger file knows, sent as given)
+======================  ============================================================================
+
+Line items, issue dates, tax ids and party names have no AcceptEasy field; pass template variables through
+``provider_options={"RecordData": {...}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pydantic
+
+from billkit.errors import APIError, Problem, UnsupportedFeatureError, ValidationError
+from billkit.models import Bill, BillStatus, Direction, Party, check_supported
+from billkit.money import Money
+from billkit.providers.accepteasy.wire import APP_CODE, BillRequest, BillResponse, BulkBillStatus, parse_datetime_text
+from billkit.transport import Response, default_error
+
+__all__ = [
+    "CREATION_STATUS",
+    "MAX_DESCRIPTION",
+    "MAX_PAYMENT_REFERENCE",
+    "MAX_RECORD_DATA_VALUE",
+    "MAX_SRRID",
+    "PROVIDER",
+    "STATUS_TABLE",
+    "SUPPORTED_FIELDS",
+    "build_request",
+    "creation_status",
+    "error_from_response",
+    "expiry_limit",
+    "how_to_check",
+    "is_duplicate_srrid",
+    "match_bulk",
+    "new_srrid",
+    "to_bill",
+    "to_status",
+    "validate_request",
+]
+
+PROVIDER = "accepteasy"
+CURRENCY = "EUR"
+MAX_DESCRIPTION = 32
+MAX_PAYMENT_REFERENCE = 36
+MAX_SRRID = 36
+MAX_RECORD_DATA_VALUE = 500
+CHANNELS = frozenset({"Email", "Text", "PDF"})
+
+#: Bill ``Status`` -> common status. Documented values (glossary): Open, CountDown, Paid, Expired, Canceled,
+#: Pending, Done, and All ("technical status, should never happen").
+#:
+#: * ``Pending`` (the payer scheduled a transfer, no confirmation yet) and ``Done`` (the payer paid, the payment
+#:   provider has not confirmed it yet) map to **OPEN**: no money is confirmed, the payment can still fail, and
+#:   the bill stays payable as far as anyone can promise. Mapping them to PAID would let ``wait_for(PAID)``
+#:   finish on money that may never arrive; PENDING is billkit's word for "not finished creating". The raw
+#:   word stays in ``provider_status``, so a caller who wants to act on ``Done`` can.
+#: * ``Expired`` and ``Canceled`` (also the spelling ``Cancelled``) map to VOID: the bill can no longer be paid.
+#: * ``All`` and any other string map to UNKNOWN, keeping the raw string; nothing raises.
+STATUS_TABLE: Mapping[str, BillStatus] = {
+    "Open": BillStatus.OPEN,
+    "CountDown": BillStatus.OPEN,
+    "Pending": BillStatus.OPEN,
+    "Done": BillStatus.OPEN,
+    "Paid": BillStatus.PAID,
+    "Expired": BillStatus.VOID,
+    "Canceled": BillStatus.VOID,
+    "Cancelled": BillStatus.VOID,
+    "CreationFailed": BillStatus.FAILED,
+}
+_STATUS_FOLDED = {k.lower(): v for k, v in STATUS_TABLE.items()}
+
+#: Async / bulk-entry ``STATUS`` -> common status. ``CreationSucceded`` is a 2018 doc misspelling, mapped too.
+CREATION_STATUS: Mapping[str, BillStatus] = {
+    "Processing": BillStatus.PENDING,
+    "CreationSucceeded": BillStatus.OPEN,
+    "CreationSucceded": BillStatus.OPEN,
+    "CreationFailed": BillStatus.FAILED,
+}
+
+SUPPORTED_FIELDS = (
+    "direction", "reference", "description", "total", "due_date", "counterparty", "counterparty.email",
+    "counterparty.phone",
+)  # fmt: skip
+
+#: Record fields that RecordData keys must not shadow (the vendor's example: PaymentReference).
+_RESERVED_RECORD_KEYS = frozenset(BillRequest.model_fields) | {"ATID", "Status", "Links", "CreationDate"}
+
+#: where a wire field came from, for problem paths
+_COMMON_PATH = {
+    "PaymentReference": "reference",
+    "Description": "description",
+    "Amount": "total",
+    "ExpiryDate": "due_date",
+}
+
+
+def to_status(raw: str | None) -> BillStatus:
+    """The common status of a bill ``Status`` (case-insensitive fallback: ``Countdown`` too)."""
+    if raw is None:
+        return BillStatus.UNKNOWN
+    return STATUS_TABLE.get(raw) or _STATUS_FOLDED.get(raw.lower(), BillStatus.UNKNOWN)
+
+
+def creation_status(raw: str | None) -> BillStatus:
+    """The common status of an async or bulk-entry ``STATUS``."""
+    if raw is None:
+        return BillStatus.UNKNOWN
+    return CREATION_STATUS.get(raw, BillStatus.UNKNOWN)
+
+
+def new_srrid() -> str:
+    """An SRRID for one logical create (``bk-`` + 32 hex digits: 35 characters, within the 36 allowed)."""
+    return "bk-" + uuid.uuid4().hex
+
+
+def how_to_check(payment_reference: str | None, srrid: str | None) -> str:
+    return (
+        f"Search the bill with GET /v2/Search/Bill?paymentReference={payment_reference} and look for "
+        f"SRRID {srrid} (client.native.find_by_srrid(...)); resend with the same SRRID only if it is absent."
+    )
+
+
+def expiry_limit(now: dt.datetime) -> dt.datetime:
+    """The latest allowed ExpiryDate: one year from ``now`` (the stricter of 365 days and the calendar year)."""
+    try:
+        calendar = now.replace(year=now.year + 1)
+    except ValueError:  # 29 February
+        calendar = now.replace(year=now.year + 1, day=28)
+    return min(calendar, now + dt.timedelta(days=365))
+
+
+def _as_datetime(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(str(parse_datetime_text(value)).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+def _path(key: str) -> str:
+    return _COMMON_PATH.get(key, f"provider_options.{key}")
+
+
+def validate_request(data: Mapping[str, Any], now: dt.datetime, *, prefix: str = "") -> list[Problem]:
+    """Every documented limit of a bill body (wire names), as problems; ``now`` is an aware UTC datetime.
+
+    Checked: PaymentReference and Description present and at most 36 / 32 characters, SRRID at most 36,
+    Amount an integer number of cents and not negative, ExpiryDate in the future (APP0224) and at most one
+    year ahead (APP0225), RecordData values strings of at most 500 characters whose keys do not shadow record
+    fields, Communication channels, Communication not combined with CommunicationPlanId, and
+    PartialPaymentPlanID without Communication or CommunicationPlanId.
+    """
+    problems: list[Problem] = []
+
+    def add(key: str, message: str) -> None:
+        problems.append(Problem(prefix + _path(key), message))
+
+    for key, limit in (("PaymentReference", MAX_PAYMENT_REFERENCE), ("Description", MAX_DESCRIPTION)):
+        value = data.get(key)
+        if value is None or value == "":
+            add(key, f"required by AcceptEasy ({key})")
+        elif not isinstance(value, str):
+            add(key, f"{key} must be a string")
+        elif len(value) > limit:
+            add(key, f"{key} is at most {limit} characters; got {len(value)}")
+    srrid = data.get("SRRID")
+    if srrid is not None and (not isinstance(srrid, str) or not srrid or len(srrid) > MAX_SRRID):
+        add("SRRID", f"SRRID must be a non-empty string of at most {MAX_SRRID} characters")
+    amount = data.get("Amount")
+    if amount is None:
+        add("Amount", "required: set the bill's total (EUR)")
+    elif isinstance(amount, bool) or not isinstance(amount, int):
+        add("Amount", f"Amount is in integer cents; got {amount!r}")
+    elif amount < 0:
+        add("Amount", "Amount must not be negative")
+    expiry = data.get("ExpiryDate")
+    if expiry is not None:
+        when = _as_datetime(expiry)
+        if when is None:
+            add("ExpiryDate", f"not an ISO-8601 date-time: {expiry!r}")
+        elif when <= now:
+            add("ExpiryDate", "APP0224 - Expiry date must be in the future.")
+        elif when > expiry_limit(now):
+            add("ExpiryDate", "APP0225 - Expiry date cannot exceed 1 year from now.")
+    record = data.get("RecordData")
+    if record is not None:
+        if not isinstance(record, Mapping):
+            add("RecordData", "RecordData must be an object of string values")
+        else:
+            for k, v in record.items():
+                if k in _RESERVED_RECORD_KEYS:
+                    add(f"RecordData.{k}", f"{k} is a record field and cannot be a RecordData key")
+                if not isinstance(v, str):
+                    add(f"RecordData.{k}", "RecordData values must be strings")
+                elif len(v) > MAX_RECORD_DATA_VALUE:
+                    add(f"RecordData.{k}", f"at most {MAX_RECORD_DATA_VALUE} characters; got {len(v)}")
+    comms = data.get("Communication")
+    if comms:
+        if data.get("CommunicationPlanId"):
+            add("Communication", "Communication cannot be combined with CommunicationPlanId")
+        for i, comm in enumerate(comms if isinstance(comms, list) else []):
+            channel = comm.get("Channel") if isinstance(comm, Mapping) else getattr(comm, "Channel", None)
+            if channel not in CHANNELS:
+                add(f"Communication[{i}].Channel", f"Channel must be one of {sorted(CHANNELS)}; got {channel!r}")
+    if data.get("PartialPaymentPlanID") and (comms or data.get("CommunicationPlanId")):
+        add("PartialPaymentPlanID", "PartialPaymentPlanID cannot be sent with Communication or CommunicationPlanId")
+    countdown = data.get("CountdownDays")
+    if countdown is not None and (isinstance(countdown, bool) or not isinstance(countdown, int) or countdown < 0):
+        add("CountdownDays", "CountdownDays must be a non-negative integer")
+    return problems
+
+
+def _expiry_from_due(due: dt.date) -> dt.datetime:
+    return dt.datetime.combine(due, dt.time(23, 59, 59), tzinfo=dt.timezone.utc)
+
+
+def build_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, prefix: str = "") -> BillRequest:
+    """The request body for ``bill``; raises UnsupportedFeatureError or ValidationError (every problem).
+
+    ``srrid`` is used unless ``provider_options`` carries one. ``now`` (aware, UTC) is the clock's wall time,
+    for the expiry rules.
+    """
+    check_supported(bill, PROVIDER, SUPPORTED_FIELDS)
+    if bill.direction is not Direction.RECEIVABLE:
+        raise UnsupportedFeatureError(PROVIDER, f"direction {bill.direction.value!r}", "bills are receivable only")
+    data: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if bill.reference is not None:
+        data["PaymentReference"] = bill.reference
+    if bill.description is not None:
+        data["Description"] = bill.description
+    if bill.total is not None:
+        if bill.total.currency != CURRENCY:
+            raise UnsupportedFeatureError(
+                PROVIDER, f"currency {bill.total.currency}", "AcceptEasy bills are in euros (EUR) only"
+            )
+        data["Amount"] = bill.total.to_minor_units()
+    if bill.due_date is not None:
+        data["ExpiryDate"] = _expiry_from_due(bill.due_date)
+    party = bill.counterparty
+    if party is not None and (party.email or party.phone):
+        data["Address"] = {k: v for k, v in (("Email", party.email), ("PhoneNumber", party.phone)) if v}
+    for key, value in bill.provider_options.items():
+        if key == "Address" and isinstance(value, Mapping) and isinstance(data.get("Address"), dict):
+            data["Address"] = {**data["Address"], **value}
+        else:
+            data[key] = value
+    if srrid is not None and data.get("SRRID") is None:
+        data["SRRID"] = srrid
+    problems.extend(validate_request(data, now, prefix=prefix))
+    if problems:
+        raise ValidationError(problems, provider=PROVIDER)
+    try:
+        return BillRequest.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(
+            [Problem(prefix + _path(".".join(str(p) for p in e["loc"])), e["msg"]) for e in exc.errors()],
+            provider=PROVIDER,
+        ) from None
+
+
+def to_bill(raw: Mapping[str, Any]) -> Bill:
+    """A common Bill from an AcceptEasy bill body (``raw`` is kept whole)."""
+    resp = BillResponse.model_validate(dict(raw))
+    status = to_status(resp.Status) if resp.Status is not None else None
+    total = Money(resp.Amount, CURRENCY) if resp.Amount is not None else None
+    links: dict[str, str] = {}
+    if resp.Links is not None:
+        candidates = {
+            "transaction_url": resp.Links.TransactionURL,
+            "short_url": resp.Links.ShortURL,
+            "image_1": resp.Links.Images.ImageURL1 if resp.Links.Images else None,
+            "image_2": resp.Links.Images.ImageURL2 if resp.Links.Images else None,
+            "button": resp.Links.Images.Button if resp.Links.Images else None,
+        }
+        links = {k: v for k, v in candidates.items() if v}
+    party = None
+    if resp.Address is not None and (resp.Address.Email or resp.Address.PhoneNumber):
+        party = Party(email=resp.Address.Email or None, phone=resp.Address.PhoneNumber or None)
+    return Bill(
+        counterparty=party,
+        reference=resp.PaymentReference,
+        description=resp.Description,
+        due_date=resp.ExpiryDate.date() if resp.ExpiryDate else None,
+        total=total,
+        provider=PROVIDER,
+        provider_id=resp.ATID,
+        status=status,
+        provider_status=resp.Status,
+        amount_due=total if total is not None and status not in (BillStatus.PAID, BillStatus.VOID) else None,
+        amount_paid=total if total is not None and status is BillStatus.PAID else None,
+        created_at=resp.CreationDate,
+        links=links,
+        raw=dict(raw),
+    )
+
+
+def error_from_response(response: Response) -> APIError:
+    """AcceptEasy's error body is undocumented: accept ``{"Message"}``, ``{"ERROR": str | {Message}}``, ASP.NET's
+    ``ModelState``, plain text and empty bodies. The APPnnnn code, when a message carries one, becomes ``code``;
+    the raw text is kept in ``raw`` when the body is not JSON."""
+    text = response.text.strip()
+    body = response.json_or_none()
+    message: str | None = None
+    if isinstance(body, Mapping):
+        for key in ("Message", "message", "ERROR", "Error", "error", "ExceptionMessage"):
+            value = body.get(key)
+            if isinstance(value, Mapping):
+                value = value.get("Message") or value.get("message")
+            if isinstance(value, str) and value:
+                message = value
+                break
+        state = body.get("ModelState")
+        if isinstance(state, Mapping):
+            details = "; ".join(
+                f"{k}: {' '.join(str(m) for m in v) if isinstance(v, list) else v}" for k, v in state.items()
+            )
+            message = f"{message} ({details})" if message else details
+    elif isinstance(body, str) and body:
+        message = body
+    elif body is None and text:
+        message = text[:1000]
+    found = APP_CODE.search(message or text)
+    error = default_error(
+        PROVIDER,
+        response,
+        code=found.group(0) if found else None,
+        message=message or f"HTTP {response.status_code} with an empty body",
+    )
+    if error.raw is None and text:
+        error.raw = text
+    return error
+
+
+def is_duplicate_srrid(message: str | None) -> bool:
+    """Whether an error message reads like a duplicate-SRRID refusal. The real wording is undocumented: billkit
+    treats a message naming the SRRID together with "exist", "unique", "duplicate", "already" or "in use" as one."""
+    text = (message or "").lower()
+    return "srrid" in text and any(w in text for w in ("exist", "unique", "duplicate", "already", "in use"))
+
+
+def match_bulk(
+    entries: Sequence[BulkBillStatus], srrids: Sequence[str | None], refs: Sequence[str | None]
+) -> tuple[dict[int, BulkBillStatus], dict[int, list[BulkBillStatus]]]:
+    """Attribute bulk-status entries to inputs: ``(matched, ambiguous)`` by input index. Never by guess:
+
+    1. by SRRID (billkit sends one with every bill; succeeded entries echo it);
+    2. by position, only where entry *i* has input *i*'s PaymentReference and neither is matched yet;
+    3. by PaymentReference when it names exactly one unmatched input and one unmatched entry, or when k inputs
+       and k entries share it and every one of those entries says the same (same STATUS and message), so the
+       outcome does not depend on which is which.
+
+    Inputs whose candidates disagree are returned in ``ambiguous`` with those candidates; inputs with no entry
+    at all are in neither.
+    """
+    matched: dict[int, BulkBillStatus] = {}
+    by_srrid = {s: i for i, s in enumerate(srrids) if s}
+    rest: list[tuple[int, BulkBillStatus]] = []
+    for pos, entry in enumerate(entries):
+        index = by_srrid.get(entry.SRRID or "")
+        if index is not None and index not in matched:
+            matched[index] = entry
+        else:
+            rest.append((pos, entry))
+    later: list[BulkBillStatus] = []
+    for pos, entry in rest:
+        if pos < len(refs) and pos not in matched and entry.SRRID is None and entry.PaymentReference == refs[pos]:
+            matched[pos] = entry
+        else:
+            later.append(entry)
+    groups: dict[str | None, list[BulkBillStatus]] = {}
+    for entry in later:
+        groups.setdefault(entry.PaymentReference, []).append(entry)
+    ambiguous: dict[int, list[BulkBillStatus]] = {}
+    for ref, group in groups.items():
+        inputs = [i for i, r in enumerate(refs) if r == ref and i not in matched]
+        if not inputs:
+            continue
+        outcomes = {(e.STATUS, e.ERROR.Message if e.ERROR else None) for e in group}
+        if len(group) == len(inputs) and len(outcomes) == 1:
+            matched.update(zip(inputs, group, strict=True))
+        else:
+            for i in inputs:
+                ambiguous[i] = group
+    return matched, ambiguous
