@@ -420,6 +420,8 @@ class AsyncClient:
             core = self._scheduler.composite(_bulk_id(children), children, deadline)
         if on_progress is not None:
             core.listeners.append(lambda c: on_progress(*(c.progress or (0, len(bills)))))
+            if core.done:  # already finished (BILL's synchronous bulk): report once
+                on_progress(len(bills), len(bills))
         return BulkOperation(core)
 
     def _start(self, started: Started, deadline: float | None, total: int | None = None) -> _Core:
