@@ -371,7 +371,9 @@ def match_bulk(
     """Attribute bulk-status entries to inputs: ``(matched, ambiguous)`` by input index. Never by guess:
 
     1. by SRRID (billkit sends one with every bill; succeeded entries echo it);
-    2. by position, only where entry *i* has input *i*'s PaymentReference and neither is matched yet;
+    2. by position, only when the status lists exactly one entry per input and every entry *i* carries input
+       *i*'s PaymentReference (and SRRID, where it has one): evidence that the provider kept the input order,
+       which it does not promise (the vendor's own sample lists a failed entry first);
     3. by PaymentReference when it names exactly one unmatched input and one unmatched entry, or when k inputs
        and k entries share it and every one of those entries says the same (same STATUS and message), so the
        outcome does not depend on which is which.
@@ -380,6 +382,11 @@ def match_bulk(
     at all are in neither.
     """
     matched: dict[int, BulkBillStatus] = {}
+    aligned = len(entries) == len(refs) and all(
+        e.PaymentReference == refs[i] and (e.SRRID is None or srrids[i] == e.SRRID) for i, e in enumerate(entries)
+    )
+    if aligned:
+        return dict(enumerate(entries)), {}
     by_srrid = {s: i for i, s in enumerate(srrids) if s}
     rest: list[tuple[int, BulkBillStatus]] = []
     for pos, entry in enumerate(entries):
@@ -388,12 +395,7 @@ def match_bulk(
             matched[index] = entry
         else:
             rest.append((pos, entry))
-    later: list[BulkBillStatus] = []
-    for pos, entry in rest:
-        if pos < len(refs) and pos not in matched and entry.SRRID is None and entry.PaymentReference == refs[pos]:
-            matched[pos] = entry
-        else:
-            later.append(entry)
+    later = [entry for _, entry in rest]
     groups: dict[str | None, list[BulkBillStatus]] = {}
     for entry in later:
         groups.setdefault(entry.PaymentReference, []).append(entry)

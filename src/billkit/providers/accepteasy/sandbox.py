@@ -265,10 +265,12 @@ class AcceptEasySandbox(Sandbox):
             out.append("bill.Amount: The Amount field must be an integer number of cents.")
         return out
 
-    def _content_problems(self, body: Mapping[str, Any]) -> list[str]:
-        """Every documented rule, checked on the sandbox's own clock; APP codes where the vendor has them."""
+    def _content_problems(self, body: Mapping[str, Any], later: float = 0.0) -> list[str]:
+        """Every documented rule, checked on the sandbox's clock ``later`` seconds from now (when a queued bill
+        is processed); APP codes where the vendor has them."""
+        when = self._now_dt() + dt.timedelta(seconds=later)
         problems = [p.message if p.message.startswith("APP") else f"bill.{p.field.split('.')[-1]}: {p.message}"
-                    for p in validate_request(body, self._now_dt())]  # fmt: skip
+                    for p in validate_request(body, when)]  # fmt: skip
         if body.get("AETemplateID") == BAD_TEMPLATE_ID:
             problems.append("Invalid banner template reference")
         ref = body.get("PaymentReference")
@@ -348,7 +350,7 @@ class AcceptEasySandbox(Sandbox):
         if taken:
             return self.error(400, taken)
         ready_at = self.clock.now() + self.async_delay
-        content = self._content_problems(body)
+        content = self._content_problems(body, self.async_delay)
         atid = self._new_record(body, "async", ready_at, content[0] if content else None)
         return json_response(202, {"ATID": atid})
 
@@ -382,7 +384,7 @@ class AcceptEasySandbox(Sandbox):
                 srrid = item.get("SRRID")
                 if taken is None and isinstance(srrid, str) and srrid in seen:
                     taken = f"SRRID '{srrid}' already exists."
-                problems = [taken] if taken else self._content_problems(item)
+                problems = [taken] if taken else self._content_problems(item, ready - self.clock.now())
             error = f"Batch creation failed with error message: {problems[0]}" if problems else None
             if failure is not None:
                 error = failure

@@ -1,0 +1,165 @@
+"""Mapping: status table, exact cents, local validation of every documented limit, errors, bulk matching."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import httpx
+import pytest
+
+import billkit
+from billkit import Bill, BillStatus, Money
+from billkit.errors import (
+    AuthenticationError,
+    MoneyError,
+    ServerError,
+    UnsupportedFeatureError,
+    ValidationError,
+)
+from billkit.models import Direction, LineItem, Party
+from billkit.providers.accepteasy.mapping import (
+    build_request,
+    error_from_response,
+    match_bulk,
+    to_bill,
+    to_status,
+)
+from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
+from billkit.providers.accepteasy.wire import BulkBillStatus
+from billkit.transport import Response
+
+from .conftest import bill, fixture
+
+NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def test_status_table() -> None:
+    assert to_status("Open") is BillStatus.OPEN
+    assert to_status("CountDown") is BillStatus.OPEN
+    assert to_status("Countdown") is BillStatus.OPEN
+    assert to_status("Pending") is BillStatus.OPEN  # not confirmed: see STATUS_TABLE's docstring
+    assert to_status("Done") is BillStatus.OPEN
+    assert to_status("Paid") is BillStatus.PAID
+    assert to_status("Expired") is BillStatus.VOID
+    assert to_status("Canceled") is BillStatus.VOID
+    assert to_status("All") is BillStatus.UNKNOWN
+    assert to_status("Teleported") is BillStatus.UNKNOWN
+
+
+def test_amount_is_sent_in_exact_cents() -> None:
+    assert build_request(bill(amount="12.95"), now=NOW).Amount == 1295
+    assert build_request(bill(amount="1000000.10"), now=NOW).Amount == 100000010
+
+
+def test_response_maps_back_in_decimal_euros() -> None:
+    common = to_bill(fixture("seed001_sync_response"))
+    assert common.total == Money("12.99", "EUR")
+    assert common.status is BillStatus.OPEN and common.provider_status == "Open"
+    assert common.provider_id == "120b6125-fdfa-4124-a08c-dbf63f38e162"
+    assert common.links["short_url"] == "http://trx.ae/JWELEvr9JEGgjNv2PzjhYg"
+    assert common.raw == fixture("seed001_sync_response")
+    assert to_bill({"ATID": "a", "Status": "Gone", "Amount": Decimal("1")}).provider_status == "Gone"
+
+
+def test_every_problem_is_listed() -> None:
+    bad = Bill(
+        reference="R" * 37, description="D" * 33, total=Money("1.00", "EUR"),
+        provider_options={"ExpiryDate": NOW + dt.timedelta(days=400), "SRRID": "S" * 37,
+                          "RecordData": {"Note": "x" * 501, "PaymentReference": "y"},
+                          "Communication": [{"Channel": "Fax"}], "CommunicationPlanId": "plan"},
+    )  # fmt: skip
+    with pytest.raises(ValidationError) as info:
+        build_request(bad, now=NOW)
+    fields = info.value.fields
+    for expected in ("reference", "description", "due_date", "provider_options.SRRID",
+                     "provider_options.RecordData.Note", "provider_options.RecordData.PaymentReference",
+                     "provider_options.Communication", "provider_options.Communication[0].Channel"):  # fmt: skip
+        assert expected in fields
+    assert any("APP0225" in p.message for p in info.value.problems)
+    assert info.value.provider == "accepteasy"
+
+
+def test_expiry_rules() -> None:
+    with pytest.raises(ValidationError, match="APP0224"):
+        build_request(bill(due_date=dt.date(2026, 1, 14)), now=NOW)
+    with pytest.raises(ValidationError, match="APP0225"):
+        build_request(bill(due_date=dt.date(2027, 1, 16)), now=NOW)
+    assert build_request(bill(due_date=dt.date(2027, 1, 14)), now=NOW).ExpiryDate is not None
+    with pytest.raises(ValidationError, match="PartialPaymentPlanID"):
+        build_request(bill(provider_options={"PartialPaymentPlanID": "partialpay_3_30", "CommunicationPlanId": "p"}),
+                      now=NOW)  # fmt: skip
+
+
+def test_unsupported_fields_and_currency_raise() -> None:
+    with pytest.raises(UnsupportedFeatureError, match="currency USD"):
+        build_request(bill(currency="USD"), now=NOW)
+    with pytest.raises(UnsupportedFeatureError, match="line_items"):
+        build_request(Bill(reference="r", description="d", line_items=(
+            LineItem(description="x", unit_price=Money("1", "EUR")),)), now=NOW)  # fmt: skip
+    with pytest.raises(UnsupportedFeatureError, match=r"counterparty\.name"):
+        build_request(bill(counterparty=Party(name="Jan")), now=NOW)
+    with pytest.raises(UnsupportedFeatureError, match="direction"):
+        build_request(bill(direction=Direction.PAYABLE), now=NOW)
+
+
+def test_money_cannot_be_inexact_or_float() -> None:
+    with pytest.raises(MoneyError):
+        Money("12.345", "EUR")
+    with pytest.raises(MoneyError):
+        Money(12.95, "EUR")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="integer cents"):
+        build_request(bill(provider_options={"Amount": 12.95}), now=NOW)
+
+
+@pytest.mark.anyio
+async def test_bad_input_sends_nothing(box: AcceptEasySandbox) -> None:
+    async with billkit.AsyncClient("accepteasy", sandbox=box) as client:
+        with pytest.raises(ValidationError, match="at most 32"):
+            await client.create(bill(description="x" * 33))
+        with pytest.raises(ValidationError, match="APP0225"):
+            await client.submit(bill(due_date=dt.date.today() + dt.timedelta(days=400)))
+        with pytest.raises(UnsupportedFeatureError):
+            await client.submit_many([bill(), bill(currency="USD")])
+        with pytest.raises(ValidationError, match="integer cents"):
+            await client.create(bill(provider_options={"Amount": Decimal("1234.5")}))
+        with pytest.raises(ValidationError) as info:
+            await client.submit_many([bill(), bill(description="y" * 40), bill(reference="")])
+        assert info.value.fields == ["[1].description", "[2].reference"]
+    assert box.requests == []
+
+
+def _response(status: int, content: bytes, content_type: str = "application/json") -> Response:
+    return Response(status, httpx.Headers({"content-type": content_type}), content)
+
+
+def test_error_parser_accepts_every_shape() -> None:
+    err = error_from_response(_response(400, b'{"Message": "APP0224 - Expiry date must be in the future."}'))
+    assert (err.status_code, err.code, err.message) == (400, "APP0224", "APP0224 - Expiry date must be in the future.")
+    err = error_from_response(_response(400, b'{"ERROR": {"Message": "APP0225 - too far"}}'))
+    assert err.code == "APP0225"
+    err = error_from_response(_response(400, b'{"ERROR": "plain"}'))
+    assert err.message == "plain"
+    body = b'{"Message": "The request is invalid.", "ModelState": {"bill.Amount": ["bad"]}}'
+    err = error_from_response(_response(400, body))
+    assert "bill.Amount: bad" in err.message
+    err = error_from_response(_response(503, b"Service Unavailable", "text/plain"))
+    assert isinstance(err, ServerError) and err.raw == "Service Unavailable" and err.message == "Service Unavailable"
+    err = error_from_response(_response(401, b""))
+    assert isinstance(err, AuthenticationError) and "empty body" in err.message
+
+
+def test_bulk_matching_by_srrid_position_and_unique_reference() -> None:
+    partial = [BulkBillStatus.model_validate(e) for e in fixture("seed002_bulk_partial")["Bills"]]
+    # the seed: the failed entry (no SRRID) comes first, the input order was LI-748925, LI-748937
+    matched, ambiguous = match_bulk(partial, ["r220401140452075", "bk-2"], ["LI-748925", "LI-748937"])
+    assert matched[0].STATUS == "CreationSucceeded" and matched[1].STATUS == "CreationFailed"
+    assert ambiguous == {}
+    same_ref = [
+        BulkBillStatus(STATUS="CreationFailed", PaymentReference="X", ERROR={"Message": "a"}),
+        BulkBillStatus(STATUS="CreationFailed", PaymentReference="X", ERROR={"Message": "b"}),
+    ]
+    matched, ambiguous = match_bulk(list(reversed(same_ref)), ["s1", "s2"], ["X", "X"])
+    assert matched == {0: same_ref[1], 1: same_ref[0]}  # by position: entry i carries input i's reference
+    matched, ambiguous = match_bulk(same_ref, ["s1", "s2", "s3"], ["Y", "X", "X"])
+    assert matched == {} and set(ambiguous) == {1, 2}  # outcomes differ and positions do not line up: no guess
