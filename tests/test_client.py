@@ -97,3 +97,11 @@ def test_sandbox_state_survives_save_and_load(tmp_path: object) -> None:
     box = FakeSandbox.load(path)
     with billkit.Client("fake", sandbox=box) as again:
         assert again.resume(token).result().reference == "saved"
+
+
+def test_a_provider_missing_from_the_build_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from billkit.client import PROVIDERS
+
+    monkeypatch.setitem(PROVIDERS, "ghost", "billkit.providers.ghost.client:GhostAdapter")
+    with pytest.raises(ConfigurationError, match="ghost adapter is not part of this billkit build"):
+        AsyncClient("ghost")

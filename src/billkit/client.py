@@ -191,7 +191,13 @@ def adapter_class(provider: str) -> type[Adapter]:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigurationError(f"unknown provider {provider!r}; billkit knows {known}")
     module, _, attr = target.partition(":")
-    cls: type[Adapter] = getattr(importlib.import_module(module), attr)
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise
+        raise ConfigurationError(f"the {key} adapter is not part of this billkit build", provider=key) from None
+    cls: type[Adapter] = getattr(imported, attr)
     return cls
 
 
