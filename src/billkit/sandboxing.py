@@ -225,4 +225,3 @@ def _strip_prefix(request: httpx.Request, path: str) -> httpx.Request:
 def decimal_json(payload: Any) -> Any:
     """Round-trip a payload through billkit's JSON so sandboxes store exactly what a server would."""
     return loads_decimal(dumps(payload))
-
