@@ -5,7 +5,7 @@ PAC/SAT had a temporary failure and the invoice entered the *recovery path* (ret
 +50 minutes, then ``valid`` or ``failed``); the Bill is then PENDING and ``client.wait_for`` or ``submit`` follows
 it. ``submit`` is ``POST /invoices?async=true`` (200 ``pending``); the operation reads ``GET /invoices/{id}`` until
 ``valid`` (or ``canceled`` / ``draft``) or ``failed``, with the poll policy's growing interval, so a recovery
-lasting 50 minutes costs about twenty reads. An unknown status keeps the operation polling (like the Azure
+lasting 50 minutes costs about fifty reads (46 for 30). An unknown status keeps the operation polling (like the Azure
 pollers: only known terminal states end it); it shows as UNKNOWN with the raw string. ``submit_many`` sends the
 async creates under a concurrency limit (:attr:`FacturapiAdapter.submit_concurrency`, Facturapi's advice to queue
 creation) after validating every bill, and gives one BulkOperation over them, in input order.
