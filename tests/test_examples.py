@@ -26,7 +26,7 @@ def sandbox_env() -> dict[str, str]:
 
 def test_there_are_examples_for_every_provider_and_the_demo() -> None:
     names = {p.stem for p in EXAMPLES}
-    assert "demo" in names
+    assert {"demo", "resume_in_worker"} <= names
     for provider in ("accepteasy", "billcom", "facturapi"):
         if importlib.util.find_spec(f"billkit.providers.{provider}") is not None:
             assert any(n.startswith(provider) for n in names), provider
