@@ -43,7 +43,7 @@ async def test_sync_create_is_stamped(client: billkit.AsyncClient, box: Facturap
 async def test_async_create_awaited_to_valid(client: billkit.AsyncClient, box: FacturapiSandbox,
                                              clock: VirtualClock) -> None:  # fmt: skip
     op = await client.submit(invoice("FA-2"))
-    assert op.status is BillStatus.PENDING
+    assert op.status is BillStatus.PENDING and op.provider_status == "pending"
     bill = await op
     assert bill.status is BillStatus.OPEN and bill.provider_id == op.id
     assert clock.now() >= box.async_delay

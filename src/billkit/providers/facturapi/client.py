@@ -223,7 +223,8 @@ class FacturapiAdapter(Adapter):
             raise APIError("Facturapi answered a create without an invoice id", provider=PROVIDER,
                            status_code=response.status_code if response else None, raw=body)  # fmt: skip
         state = {"id": bill.provider_id, "key": req.idempotency_key}
-        return Started("invoice", bill.provider_id, state, first=self._result(bill))
+        first = self._result(bill) or PollResult(status=bill.status, provider_status=bill.provider_status)
+        return Started("invoice", bill.provider_id, state, first=first)
 
     async def submit_many(self, bills: Sequence[Bill]) -> Sequence[Started | BillkitError]:
         """Validate every bill (one ValidationError lists all problems), then send the async creates under a
