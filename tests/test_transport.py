@@ -185,6 +185,34 @@ async def test_provider_retryable_code_is_retried_even_for_a_create() -> None:
     assert script.calls == 2
 
 
+IDEMPOTENT_CREATE = Request("POST", "/invoices", json={"idempotency_key": "k-1"}, reference="k-1",
+                            how_to_check="send it again with the same key")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [
+        (raise_(httpx.RemoteProtocolError), status(429), OutcomeUnknownError),  # acted, then refused: unknown
+        (status(500), status(429), OutcomeUnknownError),
+        (raise_(httpx.RemoteProtocolError), status(429, "999"), OutcomeUnknownError),  # hint too long to wait
+        (raise_(httpx.ConnectError), status(429), RateLimitError),  # never reached the server: a plain refusal
+        (status(429), status(429), RateLimitError),
+    ],
+    ids=["drop-then-429", "500-then-429", "drop-then-long-429", "not-sent-then-429", "429-only"],
+)
+async def test_a_create_refused_after_an_attempt_that_may_have_acted_is_unknown(
+    first: Step, last: Step, expected: type[BillkitError]
+) -> None:
+    script = Script(first, last)
+    with pytest.raises(expected) as info:
+        await make(script, VirtualClock(), RetryPolicy(max_attempts=3, jitter=0)).send(IDEMPOTENT_CREATE)
+    if isinstance(info.value, OutcomeUnknownError):
+        assert info.value.reference == "k-1" and isinstance(info.value.cause, RateLimitError)
+    with pytest.raises(RateLimitError):  # a read is never "unknown"
+        await make(Script(first, last), VirtualClock(), RetryPolicy(max_attempts=3, jitter=0)).send(
+            Request("GET", "/invoices/1"))  # fmt: skip
+
+
 async def test_json_numbers_come_back_as_decimal() -> None:
     response = await make(Script(ok), VirtualClock()).send(SAFE)
     assert response.json()["amount"] == Decimal("1.10")

@@ -274,10 +274,12 @@ def _encode(value: Any, out: list[str]) -> None:
 class _Retry(Exception):
     """Internal: this attempt failed in a way that may be retried."""
 
-    def __init__(self, error: BillkitError, retry_after: float | None = None) -> None:
+    def __init__(self, error: BillkitError, retry_after: float | None = None, *, reached: bool = True) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        #: False only when the server certainly did not act (not connected, or refused before acting)
+        self.reached = reached
 
 
 @dataclass
@@ -353,14 +355,31 @@ class Transport:
             reraise=True,
             before_sleep=lambda s: self._count_retry(request, s),
         )
+        reached = False  # did an earlier attempt possibly act (an answer lost, a 5xx)?
         try:
             async for attempt in retrying:
                 with attempt:
                     attempt_no += 1
-                    return await self._attempt(request, attempt_no, policy)
+                    try:
+                        return await self._attempt(request, attempt_no, policy)
+                    except _Retry as failed:
+                        reached = reached or failed.reached
+                        raise
+                    except RateLimitError as refused:
+                        raise self._settle(request, refused, reached) from None
         except _Retry as final:
-            raise final.error from None
+            raise self._settle(request, final.error, reached) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _settle(self, request: Request, error: BillkitError, reached: bool) -> BillkitError:
+        """The error a failed create ends with. When the last attempt was refused (a 429, say) but an earlier one
+        may have acted, the outcome is unknown, not failed: "not created" would be a lie half the time. Errors
+        an adapter retries itself (``retryable`` True, e.g. Facturapi's ``idempotency_key_in_use``) stay as they
+        are, for the adapter to settle."""
+        if (reached and request.reference is not None and request.method != "GET" and isinstance(error, APIError)
+                and error.retryable is not True):  # fmt: skip
+            return self._unknown(request, error)
+        return error
 
     def _count_retry(self, request: Request, state: RetryCallState) -> None:
         self.stats.retries += 1
@@ -396,7 +415,7 @@ class Transport:
             err = APIConnectionError(
                 f"could not connect to {self.provider}: {type(exc).__name__}", provider=self.provider
             )
-            raise _Retry(err) from exc
+            raise _Retry(err, reached=False) from exc
         except httpx.TimeoutException as exc:
             self._log(request, attempt, None, started, None)
             timeout = APITimeoutError(f"{self.provider} did not answer in time ({type(exc).__name__})",
@@ -431,7 +450,7 @@ class Transport:
             raise error  # too long to sleep: the caller decides (RateLimitError carries retry_after)
         refused_before_acting = status == 429 or (status == 503 and hint is not None) or error.retryable is True
         if request.safety is Safety.SAFE or refused_before_acting:
-            raise _Retry(error, hint)
+            raise _Retry(error, hint, reached=not refused_before_acting)
         raise self._unknown(request, error)
 
     def _unknown_or_retry(self, request: Request, error: BillkitError) -> Exception:
