@@ -251,26 +251,47 @@ async def test_hourly_limit_is_raised_not_retried(box: BillcomSandbox) -> None:
 
 
 @pytest.mark.anyio
-async def test_lost_create_answer_is_not_retried_and_says_how_to_check(clock: VirtualClock) -> None:
+async def test_lost_create_answer_is_not_retried_but_found_by_a_read(clock: VirtualClock) -> None:
     box = BillcomSandbox(clock, Faults().once(Fault.DROP_AFTER, match="POST /v3/bills"))
     async with client(box) as c:
-        with pytest.raises(OutcomeUnknownError) as info:
-            await c.create(payable("U-1"))
-        found = await c.native.find_bills_by_invoice(VENDOR_ACME, "U-1")
+        bill = await c.create(payable("U-1"))
     assert len(box.received("POST", "/v3/bills")) == 1  # not retried
-    assert len(box.bills) == 1  # BILL did create it
-    assert "invoice number 'U-1'" in str(info.value) and VENDOR_ACME in str(info.value)
-    assert info.value.reference == "U-1"
-    assert [b.invoice_number for b in found] == ["U-1"]
+    assert len(box.bills) == 1 and bill.provider_id in box.bills and bill.reference == "U-1"
+    assert len(box.received("GET", "/v3/bills")) == 1  # the one safe read that found it
 
 
 @pytest.mark.anyio
-async def test_lost_bulk_answer_is_not_retried(clock: VirtualClock) -> None:
+async def test_lost_create_whose_bill_cannot_be_found_says_how_to_check(clock: VirtualClock) -> None:
+    faults = Faults().once(Fault.DROP_AFTER, match="POST /v3/bills")
+    for _ in range(billkit.RetryPolicy().max_attempts):  # the look-up read fails through all its retries
+        faults.once(Fault.SERVER_ERROR, match="GET /v3/bills")
+    box = BillcomSandbox(clock, faults)
+    async with client(box) as c:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await c.create(payable("U-2"))
+        found = await c.native.find_bills_by_invoice(VENDOR_ACME, "U-2")
+    assert len(box.received("POST", "/v3/bills")) == 1 and len(box.bills) == 1  # BILL did create it
+    assert "invoice number 'U-2'" in str(info.value) and VENDOR_ACME in str(info.value)
+    assert info.value.reference == "U-2"
+    assert [b.invoice_number for b in found] == ["U-2"]
+
+
+@pytest.mark.anyio
+async def test_lost_bulk_answer_is_not_retried_and_its_bills_are_found(clock: VirtualClock) -> None:
     box = BillcomSandbox(clock, Faults().once(Fault.DROP_AFTER, match="POST /v3/bills/bulk"))
     async with client(box) as c:
-        with pytest.raises(OutcomeUnknownError):
-            await c.submit_many([payable("UB-1"), payable("UB-2")])
+        result = await (await c.submit_many([payable("UB-1"), payable("UB-2")]))
     assert len(box.received("POST", "/v3/bills/bulk")) == 1 and len(box.bills) == 2
+    assert [item.bill.reference for item in result if item.bill] == ["UB-1", "UB-2"]
+
+
+@pytest.mark.anyio
+async def test_bulk_refused_with_a_5xx_stays_unknown(clock: VirtualClock) -> None:
+    box = BillcomSandbox(clock, Faults().once(Fault.SERVER_ERROR, match="POST /v3/bills/bulk"))
+    async with client(box) as c:
+        with pytest.raises(OutcomeUnknownError):
+            await c.submit_many([payable("UC-1"), payable("UC-2")])
+    assert len(box.received("POST", "/v3/bills/bulk")) == 1 and box.bills == {}  # looked for, never re-sent
 
 
 @pytest.mark.anyio

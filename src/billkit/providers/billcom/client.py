@@ -6,8 +6,9 @@ call logs in (``POST /v3/login``); one login is in flight however many calls run
 logins per hour, so the adapter never logs in per call: only lazily, and again once when BILL answers
 ``BDC_1109`` (session invalid or expired after 35 idle minutes), after which the call is repeated once. A
 ``BDC_1109`` answer means BILL refused the call before acting, so repeating even a create is safe; a create
-whose outcome is unknown (a dropped answer, a 5xx) is never repeated: it raises
-:class:`~billkit.errors.OutcomeUnknownError` saying how to check. ``aclose()`` logs out. The username,
+whose outcome is unknown (a dropped answer, a 5xx) is never repeated: billkit looks for it with a safe read
+(the vendor's bills created since the call began, by invoice number) and returns it if found, else raises
+:class:`~billkit.errors.OutcomeUnknownError` saying how to check. A lost bulk call is looked for the same way. ``aclose()`` logs out. The username,
 password, devKey and sessionId never appear in a repr, a log line, an error or a token.
 
 **Limits.** At most 3 requests in flight per client (``max_in_flight``, BILL's limit per devKey and
@@ -89,6 +90,8 @@ from billkit.transport import Request, Response, RetryPolicy, Safety, dumps
 __all__ = ["MAX_BULK", "BillcomAdapter", "BillcomNative", "format_filters"]
 
 MAX_BULK = 100
+#: how far before a lost bulk call its bills are looked for (BILL's clock may differ from ours)
+RECONCILE_SKEW = 300.0
 
 #: one input prepared for a bulk: (input index, request body, currency of its lines)
 _Item = tuple[int, BillCreate, "str | None"]
@@ -285,14 +288,22 @@ class BillcomAdapter(Adapter):
 
     # -- the common operations ---------------------------------------------------------------------------
     async def create(self, bill: Bill) -> Bill:
-        """``POST /v3/bills``. Never retried once it may have reached BILL (no idempotency key)."""
+        """``POST /v3/bills``. Never retried once it may have reached BILL (no idempotency key); when its answer
+        is lost the bill is looked for (a safe read) and returned if it exists, else OutcomeUnknownError."""
         request, currency = build_bill(bill)
         await self._check_currencies([("", request, currency)])
-        response = await self.call(
-            "POST", "/v3/bills", json=request.to_json(), safety=Safety.UNSAFE,
-            check=how_to_check(request.vendor_id, [request.invoice.invoice_number]),
-            reference=request.invoice.invoice_number,
-        )  # fmt: skip
+        since = dt.datetime.fromtimestamp(self.ctx.clock.wall() - RECONCILE_SKEW, tz=dt.timezone.utc)
+        try:
+            response = await self.call(
+                "POST", "/v3/bills", json=request.to_json(), safety=Safety.UNSAFE,
+                check=how_to_check(request.vendor_id, [request.invoice.invoice_number]),
+                reference=request.invoice.invoice_number,
+            )  # fmt: skip
+        except OutcomeUnknownError:
+            found = await self._reconcile([(0, request, currency)], since)
+            if 0 in found:
+                return found[0]
+            raise
         data = response.json()
         wire = BillResponse.model_validate(data)
         return to_bill(wire, currency or await self._read_currency(wire), data)
@@ -379,6 +390,7 @@ class BillcomAdapter(Adapter):
             if isolate:
                 await self._isolate(batch, results)
                 continue
+            since = dt.datetime.fromtimestamp(self.ctx.clock.wall() - RECONCILE_SKEW, tz=dt.timezone.utc)
             try:
                 self.last_bulk_calls += 1
                 self._record(await self._bulk_call(batch), results)
@@ -388,9 +400,14 @@ class BillcomAdapter(Adapter):
                     results[index] = ItemResult(index=index, status=ItemStatus.FAILED,
                                                 error=rej.item_errors.get(index, rej))  # fmt: skip
             except OutcomeUnknownError as exc:
-                unknown.append(exc)
+                found = await self._reconcile(batch, since)
+                if len(found) < len(batch):
+                    unknown.append(exc)
                 for index, _, _ in batch:
-                    results[index] = ItemResult(index=index, status=ItemStatus.FAILED, error=exc)
+                    bill = found.get(index)
+                    results[index] = (ItemResult(index=index, status=ItemStatus.FAILED, error=exc) if bill is None
+                                      else ItemResult(index=index, status=ItemStatus.SUCCEEDED, bill=bill,
+                                                      reference=bill.reference))  # fmt: skip
         if not any(r.ok for r in results.values()):
             if unknown:
                 raise unknown[0]
@@ -398,6 +415,28 @@ class BillcomAdapter(Adapter):
                 raise _merge(rejections)
         items = tuple(results[i] for i in range(len(bills)))
         return BulkResult(items=items, provider=PROVIDER)
+
+    async def _reconcile(self, batch: Sequence[_Item], since: dt.datetime) -> dict[int, Bill]:
+        """After a create or bulk call whose answer was lost (or a 5xx): the bills that exist, by input index.
+
+        A safe read: the batch's vendors' bills created since the call began (less ``RECONCILE_SKEW`` for clock
+        skew), matched by invoice number. What it finds is reported created; what it does not find stays
+        :class:`OutcomeUnknownError` (billkit never re-sends a BILL create: BILL has no idempotency key, and a
+        bill not visible yet may still appear). A read that fails leaves the whole batch unknown.
+        """
+        wanted = {(r.vendor_id, r.invoice.invoice_number): (i, c) for i, r, c in batch}
+        found: dict[int, Bill] = {}
+        try:
+            for vendor in sorted({r.vendor_id for _, r, _ in batch}):
+                filters: list[tuple[str, str, Any]] = [("vendorId", "eq", vendor), ("createdTime", "gte", since)]
+                async for wire in self.native.list_bills(filters=filters):
+                    match = wanted.get((wire.vendor_id or "", wire.invoice_number or ""))
+                    if match is not None and match[0] not in found:
+                        currency = match[1] or await self._read_currency(wire)
+                        found[match[0]] = to_bill(wire, currency, wire.model_dump(by_alias=True, exclude_none=True))
+        except BillkitError:
+            return {}
+        return found
 
     def _record(self, created: Sequence[tuple[int, Bill | BillkitError]], results: dict[int, ItemResult]) -> None:
         for index, outcome in created:
