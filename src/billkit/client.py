@@ -8,6 +8,7 @@ credentials from the environment, sandboxes, operations, tokens, webhooks and th
 
 from __future__ import annotations
 
+import hmac
 import importlib
 import os
 from abc import ABC, abstractmethod
@@ -15,9 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import anyio.from_thread
 import httpx
-from pydantic import SecretStr
 
 from billkit.clock import Clock, SystemClock
 from billkit.errors import (
@@ -44,9 +43,11 @@ from billkit.operations import (
 from billkit.transport import Response, RetryPolicy, Timeouts, Transport
 
 if TYPE_CHECKING:
+    import anyio.from_thread
+
     from billkit.sandboxing import Faults, Sandbox
 
-__all__ = ["PROVIDERS", "Adapter", "AdapterContext", "AsyncClient", "Capabilities", "Client", "Credential"]
+__all__ = ["PROVIDERS", "Adapter", "AdapterContext", "AsyncClient", "Capabilities", "Client", "Credential", "Secret"]
 
 T = TypeVar("T")
 
@@ -86,6 +87,37 @@ class Capabilities:
     notes: tuple[str, ...] = ()
 
 
+class Secret:
+    """A credential value that never shows itself: ``repr`` and ``str`` are masked; ``get_secret_value()`` gives it.
+
+    billkit's own small type rather than pydantic's ``SecretStr`` (same method name), so that importing billkit
+    does not load pydantic's constrained types.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a billkit Secret is not picklable")
+
+
 @dataclass
 class AdapterContext:
     """What an adapter gets from the client: the transport, the clock, the credentials, the policies."""
@@ -93,7 +125,7 @@ class AdapterContext:
     provider: str
     transport: Transport
     clock: Clock
-    credentials: Mapping[str, SecretStr | str | None]
+    credentials: Mapping[str, Secret | str | None]
     poll: PollPolicy
     sandbox: Sandbox | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -103,7 +135,7 @@ class AdapterContext:
         value = self.credentials.get(name)
         if value is None:
             return ""
-        return value.get_secret_value() if isinstance(value, SecretStr) else value
+        return value.get_secret_value() if isinstance(value, Secret) else value
 
     def __repr__(self) -> str:
         return f"AdapterContext(provider={self.provider!r}, credentials=[redacted])"
@@ -127,7 +159,7 @@ class Adapter(ABC):
 
     # -- configuration ---------------------------------------------------------------------------------
     @classmethod
-    def auth_headers(cls, ctx_credentials: Mapping[str, SecretStr | str | None]) -> dict[str, str]:
+    def auth_headers(cls, ctx_credentials: Mapping[str, Secret | str | None]) -> dict[str, str]:
         """Static headers that authenticate every request (Bearer, Basic). Session auth returns {}."""
         return {}
 
@@ -311,14 +343,14 @@ class AsyncClient:
     @staticmethod
     def _credentials(
         cls: type[Adapter], given: Mapping[str, str | None], box: Sandbox | None
-    ) -> dict[str, SecretStr | str | None]:
+    ) -> dict[str, Secret | str | None]:
         names = {c.name for c in cls.credentials}
         unknown = sorted(set(given) - names)
         if unknown:
             raise ConfigurationError(
                 f"{cls.name} does not take {', '.join(unknown)}; its credentials are {', '.join(sorted(names))}"
             )
-        out: dict[str, SecretStr | str | None] = {}
+        out: dict[str, Secret | str | None] = {}
         missing = []
         defaults = box.credentials if box is not None else {}
         for cred in cls.credentials:
@@ -326,7 +358,7 @@ class AsyncClient:
                 given.get(cred.name) or defaults.get(cred.name))  # fmt: skip
             if not value and cred.required:
                 missing.append(f"{cred.name} (or the environment variable {cred.env})")
-            out[cred.name] = SecretStr(value) if (cred.secret and value) else value
+            out[cred.name] = Secret(value) if (cred.secret and value) else value
         if missing:
             raise ConfigurationError(f"{cls.name} needs {', '.join(missing)}", provider=cls.name)
         return out
@@ -506,6 +538,8 @@ class _SyncClientTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
         sync_request = self._client.build_request(request.method, request.url, headers=request.headers, content=body)
+        import anyio.to_thread  # only for a blocking httpx.Client handed to the async client
+
         response = await anyio.to_thread.run_sync(lambda: self._client.send(sync_request))
         return httpx.Response(response.status_code, headers=response.headers, content=response.content)
 

@@ -34,7 +34,6 @@ from typing import Any, Generic, TypeVar, overload
 
 import anyio
 import anyio.abc
-import anyio.from_thread
 
 from billkit.clock import Clock
 from billkit.errors import (
@@ -727,6 +726,8 @@ class _Portal:
 
     def acquire(self) -> anyio.from_thread.BlockingPortal:
         if self.portal is None:
+            import anyio.from_thread  # only blocking code needs the portal thread
+
             self._cm = anyio.from_thread.start_blocking_portal()
             self.portal = self._cm.__enter__()
         self.users += 1

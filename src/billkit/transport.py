@@ -28,11 +28,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from billkit.clock import Clock, SystemClock
 from billkit.errors import (
@@ -45,6 +44,9 @@ from billkit.errors import (
     api_error_for_status,
 )
 from billkit.money import loads_decimal
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = [
     "ErrorParser",
@@ -233,40 +235,56 @@ _encode_str = json.encoder.encode_basestring
 
 
 def _encode(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
+    kind = type(value)  # exact types first (the common case, cheap); subclasses and other mappings below
+    if kind is str:
         out.append(_encode_str(value))
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot send the non-finite number {value}")
-        out.append(format(value, "f"))
-    elif isinstance(value, int):
-        out.append(str(int(value)))
-    elif isinstance(value, float):
-        raise TypeError("billkit never sends floats; use Decimal")
-    elif isinstance(value, Mapping):
+    elif kind is dict:
         out.append("{")
         first = True
         for k, v in value.items():
             if not first:
                 out.append(",")
             first = False
-            out.append(_encode_str(str(k)))
+            out.append(_encode_str(k if type(k) is str else str(k)))
             out.append(":")
             _encode(v, out)
         out.append("}")
-    elif isinstance(value, (list, tuple)):
+    elif kind is Decimal:
+        if not value.is_finite():
+            raise ValueError(f"cannot send the non-finite number {value}")
+        out.append(format(value, "f"))
+    elif kind is int:
+        out.append(int.__repr__(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif kind is list or kind is tuple:
         out.append("[")
         for i, v in enumerate(value):
             if i:
                 out.append(",")
             _encode(v, out)
         out.append("]")
+    else:
+        _encode_other(value, out)
+
+
+def _encode_other(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_encode_str(str.__str__(value)))
+    elif isinstance(value, Decimal):
+        _encode(Decimal(value), out)
+    elif isinstance(value, float):  # before int: never a float, whatever its subclass
+        raise TypeError("billkit never sends floats; use Decimal")
+    elif isinstance(value, int):
+        out.append(str(int(value)))
+    elif isinstance(value, Mapping):
+        _encode(dict(value), out)
+    elif isinstance(value, (list, tuple)):
+        _encode(list(value), out)
     else:
         raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
@@ -334,6 +352,16 @@ class Transport:
         """Send ``request``; return a 2xx/3xx :class:`Response` or raise a :class:`BillkitError`."""
         policy = retry or self.retry
         start = self.clock.now()
+        try:  # the common case, a first attempt that works, needs none of the retry machinery
+            return await self._attempt(request, 1, policy)
+        except _Retry as failed:
+            first = failed
+        return await self._retry(request, policy, start, first)
+
+    async def _retry(self, request: Request, policy: RetryPolicy, start: float, first: _Retry) -> Response:
+        """Attempts 2.. of :meth:`send` under tenacity, after ``first`` failed in a retryable way."""
+        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt  # only once it is needed
+
         attempt_no = 0
 
         def wait(state: RetryCallState) -> float:
@@ -360,6 +388,9 @@ class Transport:
             async for attempt in retrying:
                 with attempt:
                     attempt_no += 1
+                    if attempt_no == 1:  # already made by send(): tenacity only schedules what follows it
+                        reached = first.reached
+                        raise first
                     try:
                         return await self._attempt(request, attempt_no, policy)
                     except _Retry as failed:

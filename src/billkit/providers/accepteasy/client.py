@@ -37,9 +37,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from pydantic import SecretStr
-
-from billkit.client import Adapter, AdapterContext, Capabilities, Credential
+from billkit.client import Adapter, AdapterContext, Capabilities, Credential, Secret
 from billkit.clock import Clock
 from billkit.errors import (
     APIError,
@@ -92,10 +90,10 @@ from billkit.transport import Request, Response
 __all__ = ["AcceptEasyAdapter", "AcceptEasyNative"]
 
 
-def _plain(value: SecretStr | str | None) -> str:
+def _plain(value: Secret | str | None) -> str:
     if value is None:
         return ""
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
+    return value.get_secret_value() if isinstance(value, Secret) else value
 
 
 class AcceptEasyAdapter(Adapter):
@@ -132,7 +130,7 @@ class AcceptEasyAdapter(Adapter):
 
     # -- configuration -----------------------------------------------------------------------------------
     @classmethod
-    def auth_headers(cls, ctx_credentials: Mapping[str, SecretStr | str | None]) -> dict[str, str]:
+    def auth_headers(cls, ctx_credentials: Mapping[str, Secret | str | None]) -> dict[str, str]:
         pair = f"{_plain(ctx_credentials.get('key_name'))}:{_plain(ctx_credentials.get('key'))}"
         return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
@@ -315,6 +313,9 @@ class AcceptEasyAdapter(Adapter):
             return PollResult(status=BillStatus.FAILED, provider_status=status.STATUS, done=True, value=result,
                               progress=(total, total))  # fmt: skip
         done = status.STATUS == "ProcessingCompleted"
+        if not done and not status.Bills:  # still processing, nothing reported yet: no per-item result to build
+            return PollResult(status=BillStatus.PENDING, provider_status=status.STATUS, progress=(0, total),
+                              retry_after=response.retry_after)  # fmt: skip
         result = self._bulk_result(bulk_id, status.Bills or [], srrids, refs, final=done)
         finished = sum(1 for item in result.items if item.status is not ItemStatus.PENDING)
         if done:

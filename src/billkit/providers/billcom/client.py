@@ -8,8 +8,9 @@ logins per hour, so the adapter never logs in per call: only lazily, and again o
 ``BDC_1109`` answer means BILL refused the call before acting, so repeating even a create is safe; a create
 whose outcome is unknown (a dropped answer, a 5xx) is never repeated: billkit looks for it with a safe read
 (the vendor's bills created since the call began, by invoice number) and returns it if found, else raises
-:class:`~billkit.errors.OutcomeUnknownError` saying how to check. A lost bulk call is looked for the same way. ``aclose()`` logs out. The username,
-password, devKey and sessionId never appear in a repr, a log line, an error or a token.
+:class:`~billkit.errors.OutcomeUnknownError` saying how to check. A lost bulk call is looked for the same
+way. ``aclose()`` logs out. The username, password, devKey and sessionId never appear in a repr, a log line,
+an error or a token.
 
 **Limits.** At most 3 requests in flight per client (``max_in_flight``, BILL's limit per devKey and
 organization). ``BDC_1322`` (too many concurrent) is retried with backoff whatever its HTTP status, as a

@@ -35,9 +35,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-from pydantic import SecretStr
 
-from billkit.client import Adapter, AdapterContext, Capabilities, Credential
+from billkit.client import Adapter, AdapterContext, Capabilities, Credential, Secret
 from billkit.clock import Clock
 from billkit.errors import (
     APIConnectionError,
@@ -117,9 +116,9 @@ class FacturapiAdapter(Adapter):
 
     # -- configuration -----------------------------------------------------------------------------------
     @classmethod
-    def auth_headers(cls, ctx_credentials: Mapping[str, SecretStr | str | None]) -> dict[str, str]:
+    def auth_headers(cls, ctx_credentials: Mapping[str, Secret | str | None]) -> dict[str, str]:
         key = ctx_credentials.get("api_key")
-        plain = key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
+        plain = key.get_secret_value() if isinstance(key, Secret) else (key or "")
         return {"authorization": f"Bearer {plain}"}
 
     @classmethod
