@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import httpx
 import pytest
 
 import billkit
 from billkit import BillStatus
+from billkit.clock import VirtualClock
 from billkit.errors import AuthenticationError, OperationFailed, WebhookVerificationError
 from billkit.models import ItemStatus
 from billkit.providers.accepteasy.sandbox import BAD_TEMPLATE_ID, AcceptEasySandbox
@@ -126,6 +129,28 @@ async def test_async_lost_answer_while_processing_resolves_to_the_one_bill(box: 
         done = await (await client.submit(bill("LOST-2")))
     assert len(box.bills) == 1 and done.provider_id in box.bills
     assert len(box.received("POST")) == 2  # resent with the same SRRID, refused as a duplicate
+
+
+async def test_async_lost_answer_and_failing_searches_still_wait_for_the_one_bill(clock: VirtualClock) -> None:
+    """Found by the soak: a lost async answer, a resend refused as a duplicate SRRID, and then a search that fails
+    through all its retries must not end as a plain ServerError (the bill exists)."""
+
+    class FlakySearch(AcceptEasySandbox):
+        failed = 0
+
+        def handle(self, request: httpx.Request, body: Any) -> httpx.Response:
+            retries = billkit.RetryPolicy().max_attempts
+            if request.url.path.startswith("/v2/Search") and len(self.received("POST")) >= 2 and self.failed < retries:
+                self.failed += 1
+                return self.fault_response(Fault.SERVER_ERROR)
+            return super().handle(request, body)
+
+    box = FlakySearch(clock)
+    box.faults.once(Fault.DROP_AFTER, match="POST /v2/Bill/async")
+    async with billkit.AsyncClient("accepteasy", sandbox=box) as client:
+        done = await (await client.submit(bill("LOST-3")))
+    assert len(box.bills) == 1 and done.provider_id in box.bills
+    assert len(box.received("POST")) == 2 and box.failed == billkit.RetryPolicy().max_attempts
 
 
 async def test_duplicate_srrid_resolves_to_the_existing_bill(

@@ -189,7 +189,10 @@ class AcceptEasyAdapter(Adapter):
             except APIError as refused:
                 if not is_duplicate_srrid(refused.message):
                     raise
-                existing = await self._find(req)
+                try:
+                    existing = await self._find(req)
+                except BillkitError:  # the look-up failed: the refusal itself is the answer (the SRRID is taken)
+                    raise refused from None
                 if existing is not None and self._same(req, existing):
                     return None, existing
                 raise
