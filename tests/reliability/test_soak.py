@@ -163,6 +163,25 @@ def bulk_items(result: BulkResult | BillkitError, n: int) -> list[ItemResult | B
     return list(result)
 
 
+async def run_mix(client: billkit.AsyncClient, bills: Sequence[Bill], *, split: int, chunk: int, limit: int = 64,
+                  ) -> tuple[list[ItemResult | BillkitError], list[str]]:  # fmt: skip
+    """``bills[:split]`` one by one through ``submit``, the rest through ``submit_many`` in chunks of ``chunk``;
+    returns one outcome per bill, in order, and every token handed out."""
+    started = await submit_all(client, bills[:split], limit=limit)
+    outcomes = await settle(started)
+    tokens = [s.token for s in started if isinstance(s, Operation)]
+    for lo in range(split, len(bills), chunk):
+        part = bills[lo : lo + chunk]
+        try:
+            bulk = await client.submit_many(part)
+            tokens.append(bulk.token)
+            result: BulkResult | BillkitError = await bulk
+        except BillkitError as exc:
+            result = exc
+        outcomes.extend(bulk_items(result, len(part)))
+    return outcomes, tokens
+
+
 # -- the three providers -----------------------------------------------------------------------------------------
 
 
@@ -171,19 +190,8 @@ async def soak_accepteasy(n: int, clock: VirtualClock) -> tuple[Row, billkit.Asy
     client = billkit.AsyncClient("accepteasy", sandbox=box, poll=POLL)
     bills = [Bill(reference=f"AE-{i:05d}", description=f"Soak {i}", total=Money(f"{10 + i % 90}.{i % 100:02d}", "EUR"),
                   counterparty=Party(email=f"payer{i}@example.nl")) for i in range(n)]  # fmt: skip
-    split = n * 4 // 5  # 80 % one by one through submit, 20 % through native bulks of at most 500
-    started = await submit_all(client, bills[:split])
-    outcomes = await settle(started)
-    tokens = [s.token for s in started if isinstance(s, Operation)]
-    for lo in range(split, n, 500):
-        chunk = bills[lo : lo + 500]
-        try:
-            bulk = await client.submit_many(chunk)
-            tokens.append(bulk.token)
-            result: BulkResult | BillkitError = await bulk
-        except BillkitError as exc:
-            result = exc
-        outcomes.extend(bulk_items(result, len(chunk)))
+    # 80 % one by one through submit, 20 % through native bulks of at most 500
+    outcomes, tokens = await run_mix(client, bills, split=n * 4 // 5, chunk=500)
     held = Counter(str(b.get("PaymentReference")) for b in box.bills.values())
     row = Row("accepteasy")
     check(row, [(b.reference or "", b.total or Money(0, "EUR")) for b in bills], outcomes, held, lambda b: b.total)
@@ -198,19 +206,8 @@ async def soak_billcom(n: int, clock: VirtualClock) -> tuple[Row, billkit.AsyncC
                   reference=f"BL-{i:05d}", issue_date=today, due_date=today + dt.timedelta(days=30),
                   line_items=(LineItem(description=f"Soak {i}", unit_price=Money(f"{100 + i % 50}.25", "USD")),))
              for i in range(n)]  # fmt: skip
-    split = n // 5  # 20 % one by one through submit, 80 % through bulks (BILL's batches hold 100)
-    started = await submit_all(client, bills[:split], limit=3)
-    outcomes = await settle(started)
-    tokens = [s.token for s in started if isinstance(s, Operation)]
-    for lo in range(split, n, 1000):
-        chunk = bills[lo : lo + 1000]
-        try:
-            bulk = await client.submit_many(chunk)
-            tokens.append(bulk.token)
-            result: BulkResult | BillkitError = await bulk
-        except BillkitError as exc:
-            result = exc
-        outcomes.extend(bulk_items(result, len(chunk)))
+    # 20 % one by one through submit (3 at once: BILL's limit), 80 % through bulks (BILL's batches hold 100)
+    outcomes, tokens = await run_mix(client, bills, split=n // 5, chunk=1000, limit=3)
     counts = box.invoice_counts()
     held = Counter({number: c for (_, number), c in counts.items()})
     row = Row("billcom")
@@ -233,15 +230,8 @@ async def soak_facturapi(n: int, clock: VirtualClock) -> tuple[Row, billkit.Asyn
                     line_items=(item,))  # fmt: skip
 
     bills = [invoice(i) for i in range(n)]
-    half = n // 2  # half through submit, half through submit_many in chunks of 1,000
-    started = await submit_all(client, bills[:half])
-    outcomes = await settle(started)
-    tokens = [s.token for s in started if isinstance(s, Operation)]
-    for lo in range(half, n, 1000):
-        chunk = bills[lo : lo + 1000]
-        bulk = await client.submit_many(chunk)
-        tokens.append(bulk.token)
-        outcomes.extend(bulk_items(await bulk, len(chunk)))
+    # half through submit, half through submit_many in chunks of 1,000
+    outcomes, tokens = await run_mix(client, bills, split=n // 2, chunk=1000)
     held = Counter(str(inv.get("external_id")) for inv in box.invoices.values())
     row = Row("facturapi")
     inputs = [(b.reference or "", (b.line_items[0].amount * Decimal("1.16")).quantize(Decimal("0.01"))) for b in bills]

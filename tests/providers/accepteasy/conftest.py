@@ -28,16 +28,6 @@ def bill(reference: str = "LI-748925", amount: str = "12.95", **kwargs: Any) -> 
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
 def box(clock: VirtualClock) -> AcceptEasySandbox:
     return AcceptEasySandbox(clock)
 

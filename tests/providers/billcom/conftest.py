@@ -9,15 +9,5 @@ from billkit.providers.billcom.sandbox import BillcomSandbox
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
 def box(clock: VirtualClock) -> BillcomSandbox:
     return BillcomSandbox(clock)

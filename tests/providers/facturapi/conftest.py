@@ -45,16 +45,6 @@ def invoice(reference: str = "FA-0001", price: str = "1000.00", *, tax_id: str =
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
 def box(clock: VirtualClock) -> FacturapiSandbox:
     from billkit.providers.facturapi.sandbox import FacturapiSandbox
 
