@@ -89,3 +89,17 @@ def test_bulk_result_accessors() -> None:
     assert [i.index for i in result.pending] == [2]
     assert [i.index for i in result] == [0, 1, 2]
     assert result[0].ok and not result[1].ok
+
+
+# -- regressions found by tests/test_fuzz.py ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("quantity", ["1e999999", "1e30", "1.0000001", "1e-999999999"])
+def test_quantity_is_bounded_so_amounts_stay_exact(quantity: str) -> None:
+    with pytest.raises(ValidationError, match="quantity"):
+        LineItem(description="x", quantity=quantity, unit_price=Money("1.01", "EUR"))
+
+
+def test_line_amounts_are_exact() -> None:
+    item = LineItem(description="x", quantity="123456789.123456", unit_price=Money("999999999999999.99", "EUR"))
+    assert item.amount == Decimal("123456789123455998765432.10876544")  # 32 digits: beyond the default 28

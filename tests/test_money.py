@@ -116,3 +116,40 @@ def test_only_exact_amounts_are_accepted(value: Decimal) -> None:
 def test_arbitrary_text_never_crashes(text: str) -> None:
     with contextlib.suppress(MoneyError):
         assert Money(text, "EUR").currency == "EUR"
+
+
+# -- regressions found by tests/test_fuzz.py ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["1.0000000000000000000000000000001", "1e-1000000000", "0.001"],
+)
+def test_more_decimals_than_the_currency_are_refused_even_beyond_28_digits(amount: str) -> None:
+    with pytest.raises(MoneyError, match="decimals"):
+        Money(amount, "EUR")
+
+
+def test_a_zero_with_an_odd_exponent_is_written_plainly() -> None:
+    assert str(Money("0e-999999999", "MXN").amount) == "0.00"
+    assert str(Money("0e+999999999", "MXN").amount) == "0.00"
+
+
+@pytest.mark.parametrize("factor", [Decimal("sNaN"), Decimal("Infinity"), Decimal("1e999999"),
+                                    Decimal("1.0000000000000000000000000000001"), Decimal("1e-999999999")])  # fmt: skip
+def test_multiplication_is_exact_or_refused(factor: Decimal) -> None:
+    with pytest.raises(MoneyError):
+        Money("1.00", "EUR") * factor
+    assert Money("1.10", "EUR") * Decimal("3") == Money("3.30", "EUR")
+
+
+def test_minor_units_with_a_currency_that_is_not_a_string() -> None:
+    with pytest.raises(MoneyError, match="currency"):
+        Money.from_minor_units(1, 5)  # type: ignore[arg-type]
+
+
+def test_json_numbers_with_huge_exponents_and_deep_nesting_are_refused_quickly() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        loads_decimal(b'{"page": 1e999999999}')
+    with pytest.raises(ValueError, match="nested"):
+        loads_decimal(b"[" * 100_000)

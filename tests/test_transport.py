@@ -295,3 +295,22 @@ async def test_copies_share_the_in_flight_limiter() -> None:
     twin = transport.with_retry(RetryPolicy.none())
     await twin.send(SAFE)
     assert transport._limiter and transport._limiter is twin._limiter
+
+
+async def test_a_body_that_is_not_json_is_an_api_error_not_a_value_error() -> None:
+    def garbage(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"<html>maintenance</html>", headers={"x-request-id": "r-1"})
+
+    response = await make(Script(garbage), VirtualClock()).send(SAFE)
+    with pytest.raises(APIError) as info:
+        response.json()
+    assert info.value.status_code == 200 and info.value.request_id == "r-1" and info.value.provider == "fake"
+    assert response.json_or_none() is None
+
+
+def test_json_problems_names_what_cannot_be_sent() -> None:
+    from billkit.transport import json_problems
+
+    body = {"ok": [1, "a", Decimal("1.5"), None, True], "f": 1.5, "n": Decimal("NaN"), "x": {"deep": object()},
+            "big": Decimal("1e999")}  # fmt: skip
+    assert [path for path, _ in json_problems(body)] == ["f", "n", "x.deep", "big"]

@@ -11,6 +11,7 @@ with its field path (not pydantic's own exception), so callers catch one family 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from enum import Enum
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from billkit.errors import BillkitError, Problem, UnsupportedFeatureError, ValidationError
-from billkit.money import Money, to_decimal
+from billkit.errors import BillkitError, MoneyError, Problem, UnsupportedFeatureError, ValidationError
+from billkit.money import Money, decimals, exact, rescale, to_decimal
 
 __all__ = [
     "Address",
@@ -122,6 +123,12 @@ class Tax(_Model):
         return to_decimal(value, field="rate")
 
 
+#: a line item's quantity: at most this many integer digits and decimals (CFDI allows 6 decimals), so that
+#: quantity x unit price is always exact
+MAX_QUANTITY_DIGITS = 9
+MAX_QUANTITY_DECIMALS = 6
+
+
 class LineItem(_Model):
     description: str
     quantity: Decimal = Decimal(1)
@@ -132,12 +139,17 @@ class LineItem(_Model):
     @field_validator("quantity", mode="before")
     @classmethod
     def _quantity(cls, value: object) -> Decimal:
-        return to_decimal(value, field="quantity")
+        quantity = to_decimal(value, field="quantity")
+        if quantity and quantity.adjusted() >= MAX_QUANTITY_DIGITS:
+            raise MoneyError(f"quantity: {quantity} is too large (at most {MAX_QUANTITY_DIGITS} integer digits)")
+        if decimals(quantity) > MAX_QUANTITY_DECIMALS:
+            raise MoneyError(f"quantity: {quantity} has more than {MAX_QUANTITY_DECIMALS} decimals")
+        return rescale(quantity, MAX_QUANTITY_DECIMALS)
 
     @property
     def amount(self) -> Decimal:
         """quantity x unit price, exact, before taxes."""
-        return self.quantity * self.unit_price.amount
+        return exact("quantity x unit price", operator.mul, self.quantity, self.unit_price.amount)
 
 
 class Bill(_Model):
@@ -184,7 +196,10 @@ class Bill(_Model):
 
     def line_total(self) -> Decimal:
         """Sum of quantity x unit price over the line items (before taxes), exact."""
-        return sum((item.amount for item in self.line_items), Decimal(0))
+        total = Decimal(0)
+        for item in self.line_items:
+            total = exact("the sum of the line items", operator.add, total, item.amount)
+        return total
 
 
 class ItemStatus(str, Enum):

@@ -7,7 +7,9 @@ is ever rounded silently.
 
 from __future__ import annotations
 
+import decimal
 import json
+import operator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,7 +18,7 @@ from pydantic_core import core_schema
 
 from billkit.errors import MoneyError
 
-__all__ = ["CURRENCY_EXPONENTS", "Money", "exponent", "loads_decimal", "to_decimal"]
+__all__ = ["CURRENCY_EXPONENTS", "Money", "decimals", "exact", "exponent", "loads_decimal", "to_decimal"]
 
 #: Number of decimals of the minor unit per ISO 4217 code. Codes not listed are refused, so a typo such as
 #: "MNX" fails loudly instead of being treated as a two-decimal currency.
@@ -34,6 +36,52 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 
 #: Amounts are refused above this many integer digits, so every exact operation fits Decimal's precision.
 MAX_DIGITS = 15
+#: JSON numbers whose exponent goes beyond this are refused when a body is read (``1e999999999`` is 13 bytes
+#: that would take minutes to turn into an int)
+MAX_JSON_EXPONENT = 1000
+
+#: Arithmetic that is exact or raises: every rounding, overflow or invalid operation is trapped.
+_EXACT = decimal.Context(prec=100, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
+                         traps=[decimal.Inexact, decimal.Rounded, decimal.Overflow, decimal.Underflow,
+                                decimal.InvalidOperation, decimal.DivisionByZero])  # fmt: skip
+
+
+#: dropping trailing zeros "rounds" in decimal's terms but loses nothing: only an inexact result is an error
+_RESCALE = decimal.Context(prec=100, traps=[decimal.Inexact, decimal.InvalidOperation])
+
+
+def exact(operation: str, compute: Any, *args: Decimal) -> Decimal:
+    """``compute(*args)`` (e.g. ``operator.mul``) in a context where any rounding raises :class:`MoneyError`."""
+    try:
+        with decimal.localcontext(_EXACT):
+            result: Decimal = compute(*args)
+            return result
+    except decimal.DecimalException:
+        raise MoneyError(f"{operation} of {', '.join(str(a) for a in args)} is not exact") from None
+
+
+def decimals(value: Decimal) -> int:
+    """How many decimals ``value`` really has (trailing zeros do not count): ``1.50`` -> 1, ``100`` -> 0."""
+    _, digits, exp = value.as_tuple()
+    if not isinstance(exp, int) or exp >= 0:
+        return 0
+    trailing = 0
+    for digit in reversed(digits):
+        if digit:
+            break
+        trailing += 1
+    if trailing == len(digits):  # zero
+        return 0
+    return max(0, -(exp + trailing))
+
+
+def rescale(value: Decimal, places: int) -> Decimal:
+    """``value`` written with at most ``places`` decimals and no exponent beyond them (exact: call it only when
+    :func:`decimals` is at most ``places``), so a zero such as ``0e-999999999`` is written ``0.00``."""
+    exp = value.as_tuple().exponent
+    if isinstance(exp, int) and (exp < -places or (exp > 0 and not value)):
+        return value.quantize(Decimal(1).scaleb(-places), context=_RESCALE)
+    return value
 
 
 def exponent(currency: str) -> int:
@@ -88,10 +136,9 @@ class Money:
         value = to_decimal(amount)
         if value and value.adjusted() >= MAX_DIGITS:
             raise MoneyError(f"amount: {value} is too large (at most {MAX_DIGITS} integer digits)")
-        scaled = value.scaleb(places)
-        if scaled != scaled.to_integral_value():
+        if decimals(value) > places:
             raise MoneyError(f"amount: {value} has more than {places} decimals, which {code} does not have")
-        object.__setattr__(self, "_amount", value)
+        object.__setattr__(self, "_amount", rescale(value, places))
         object.__setattr__(self, "_currency", code)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -118,6 +165,8 @@ class Money:
         """Build from minor units (``Money.from_minor_units(1999, "EUR")`` is 19.99 EUR)."""
         if isinstance(units, bool) or not isinstance(units, int):
             raise MoneyError(f"minor units must be an int, got {type(units).__name__}")
+        if not isinstance(currency, str):
+            raise MoneyError(f"currency: expected an ISO 4217 code, got {type(currency).__name__}")
         code = currency.strip().upper()
         return cls(Decimal(units).scaleb(-exponent(code)), code)
 
@@ -144,7 +193,8 @@ class Money:
     def __mul__(self, factor: int | Decimal) -> Money:
         if isinstance(factor, (float, bool)) or not isinstance(factor, (int, Decimal)):
             raise MoneyError("Money can only be multiplied by an int or a Decimal")
-        return Money(self._amount * factor, self._currency)
+        product = exact("multiplying", operator.mul, self._amount, to_decimal(factor, field="factor"))
+        return Money(product, self._currency)
 
     __rmul__ = __mul__
 
@@ -203,8 +253,22 @@ class Money:
 
 
 def loads_decimal(data: str | bytes) -> Any:
-    """Parse provider JSON with every number as ``Decimal``, never through float."""
-    return json.loads(data, parse_float=Decimal, parse_int=int, parse_constant=_refuse_constant)
+    """Parse provider JSON with every number as ``Decimal``, never through float.
+
+    Raises ``ValueError`` for anything that is not reasonable JSON: invalid text, ``NaN``, a number whose
+    exponent is beyond :data:`MAX_JSON_EXPONENT`, nesting deeper than the interpreter's recursion limit.
+    """
+    try:
+        return json.loads(data, parse_float=_parse_number, parse_int=int, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _parse_number(text: str) -> Decimal:
+    value = Decimal(text)
+    if value and abs(value.adjusted()) > MAX_JSON_EXPONENT:
+        raise ValueError(f"JSON number {text[:40]} is out of range")
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

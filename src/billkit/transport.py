@@ -28,10 +28,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
+import pydantic
 
 from billkit.clock import Clock, SystemClock
 from billkit.errors import (
@@ -58,8 +59,11 @@ __all__ = [
     "Transport",
     "dumps",
     "parse_retry_after",
+    "read_model",
     "redact_headers",
 ]
+
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 logger = logging.getLogger("billkit")
 
@@ -146,15 +150,27 @@ class Response:
     headers: httpx.Headers = field(repr=False)
     content: bytes = field(repr=False)
     request_id: str | None = None
+    provider: str = "unknown"
 
     def json(self) -> Any:
-        return loads_decimal(self.content)
+        """The body as JSON (numbers with a fraction as Decimal); a body that is not JSON raises :class:`APIError`
+        (the provider's answer is unusable), never a bare ``ValueError``."""
+        try:
+            return loads_decimal(self.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise APIError(f"{self.provider} answered HTTP {self.status_code} with a body that is not JSON ({exc})",
+                           provider=self.provider, status_code=self.status_code, request_id=self.request_id,
+                           raw=self.text[:500]) from None  # fmt: skip
 
     def json_or_none(self) -> Any:
         try:
-            return self.json()
+            return loads_decimal(self.content)
         except (ValueError, UnicodeDecodeError):
             return None
+
+    def parse(self, model: type[M]) -> M:
+        """The body read into the wire ``model``; a body of another shape raises :class:`APIError`."""
+        return read_model(model, self.json(), provider=self.provider, response=self)
 
     @property
     def text(self) -> str:
@@ -163,6 +179,23 @@ class Response:
     @property
     def retry_after(self) -> float | None:
         return parse_retry_after(self.headers.get("retry-after"))
+
+
+def read_model(model: type[M], data: Any, *, provider: str, response: Response | None = None) -> M:
+    """``data`` (a provider body) read into the wire ``model``. A body of the wrong shape becomes an
+    :class:`APIError` naming the model (with the HTTP status and request id when ``response`` is given), never a
+    pydantic exception: what a provider sends is outside the caller's control."""
+    try:
+        return model.model_validate(data)
+    except (pydantic.ValidationError, ValueError, TypeError, ArithmeticError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise APIError(
+            f"{provider} answered with a body billkit cannot read as {model.__name__}: {first}",
+            provider=provider,
+            status_code=response.status_code if response is not None else None,
+            request_id=response.request_id if response is not None else None,
+            raw=data,
+        ) from None
 
 
 #: Turns an error response into the right APIError. Adapters provide one; :func:`default_error` is the base.
@@ -229,6 +262,35 @@ def dumps(payload: Any) -> bytes:
     parts: list[str] = []
     _encode(payload, parts)
     return "".join(parts).encode()
+
+
+def json_problems(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """``(path, message)`` for every part of a request body that :func:`dumps` would refuse or blow up on: a float,
+    a non-finite or absurdly scaled Decimal, a non-string key, an object that is not JSON. Adapters check their
+    bodies with it so that such a value in ``provider_options`` is a ValidationError before anything is sent."""
+    out: list[tuple[str, str]] = []
+    here = path or "body"
+    if value is None or isinstance(value, (str, bool, int)):
+        return out
+    if isinstance(value, float):
+        out.append((here, f"the float {value!r} cannot be sent exactly: use a Decimal or a str"))
+    elif isinstance(value, Decimal):
+        exp = value.as_tuple().exponent
+        if not value.is_finite():
+            out.append((here, f"{value} is not a finite number"))
+        elif isinstance(exp, int) and (abs(exp) > 100 or (value and abs(value.adjusted()) > 100)):
+            out.append((here, f"{value} is out of range for a JSON number billkit sends"))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                out.append((here, f"key {key!r} is not a string"))
+            out.extend(json_problems(item, f"{path}.{key}" if path else str(key)))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            out.extend(json_problems(item, f"{path}[{i}]"))
+    else:
+        out.append((here, f"a {type(value).__name__} is not JSON: use str, int, Decimal, bool, list or dict"))
+    return out
 
 
 _encode_str = json.encoder.encode_basestring
@@ -458,7 +520,7 @@ class Transport:
                                          provider=self.provider)  # fmt: skip
             raise self._unknown_or_retry(request, dropped) from exc
         request_id = raw.headers.get(self._request_id_header) if self._request_id_header else None
-        response = Response(raw.status_code, raw.headers, body, request_id)
+        response = Response(raw.status_code, raw.headers, body, request_id, self.provider)
         self._log(request, attempt, raw.status_code, started, request_id)
         if raw.status_code < 400:
             return response

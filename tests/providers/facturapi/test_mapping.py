@@ -316,3 +316,9 @@ def test_failed_event_carries_the_reason() -> None:
     event = verify(raw, {"Facturapi-Signature": sign(raw, "s")}, "s")
     assert event.error_message() == "CFDI40145: RFC no válido"
     assert event.invoice is not None and event.invoice.status == "failed"
+
+
+@pytest.mark.parametrize("value", [1.5, Decimal("NaN"), object()])
+def test_an_option_that_cannot_be_sent_is_refused_before_sending(value: object) -> None:
+    with pytest.raises(ValidationError, match="pdf_options"):
+        build_request(invoice(provider_options={"pdf_options": {"x": value}}), today=TODAY)

@@ -85,7 +85,7 @@ from billkit.providers.accepteasy.wire import (
     format_datetime,
 )
 from billkit.sandboxing import Faults
-from billkit.transport import Request, Response
+from billkit.transport import Request, Response, read_model
 
 __all__ = ["AcceptEasyAdapter", "AcceptEasyNative"]
 
@@ -222,7 +222,7 @@ class AcceptEasyAdapter(Adapter):
             atid = str(existing.get("ATID"))
             return Started("create", atid, {"atid": atid, **state}, first=first)
         assert response is not None
-        atid = AsyncAccepted.model_validate(response.json()).ATID
+        atid = response.parse(AsyncAccepted).ATID
         return Started("create", atid, {"atid": atid, **state})
 
     async def submit_many(self, bills: Sequence[Bill]) -> Started:
@@ -250,7 +250,7 @@ class AcceptEasyAdapter(Adapter):
         body = {"Bills": [r.to_json() for r in reqs]}
         request = Request.unsafe("POST", "/v2/Bill/bulk", json=body, how_to_check=check, reference=srrids[0])
         response = await self.ctx.transport.send(request)
-        bulk_id = BulkAccepted.model_validate(response.json()).BulkId
+        bulk_id = response.parse(BulkAccepted).BulkId
         return Started("bulk", bulk_id, {"bulk_id": bulk_id, "srrids": srrids, "refs": refs}, total=len(reqs))
 
     async def get(self, provider_id: str) -> Bill:
@@ -268,7 +268,7 @@ class AcceptEasyAdapter(Adapter):
     async def _poll_create(self, state: Mapping[str, Any]) -> PollResult:
         atid = str(state["atid"])
         response = await self.ctx.transport.send(Request("GET", f"/v2/Bill/{atid}/status"))
-        status = AsyncStatus.model_validate(response.json())
+        status = response.parse(AsyncStatus)
         common = creation_status(status.STATUS)
         if common is BillStatus.OPEN:
             bill = await self.get(atid)
@@ -299,7 +299,7 @@ class AcceptEasyAdapter(Adapter):
     async def _poll_bulk(self, state: Mapping[str, Any]) -> PollResult:
         bulk_id = str(state["bulk_id"])
         response = await self.ctx.transport.send(Request("GET", f"/v2/Bill/bulk/{bulk_id}/status"))
-        status = BulkStatus.model_validate(response.json())
+        status = response.parse(BulkStatus)
         srrids: list[str | None] = list(state.get("srrids") or [])
         refs: list[str | None] = list(state.get("refs") or [])
         total = len(srrids)
@@ -402,25 +402,25 @@ class AcceptEasyNative:
     # -- records -------------------------------------------------------------------------------------------
     async def get_bill(self, atid: str) -> BillResponse:
         """``GET /v2/Bill/{ATID}`` as the wire model (events and unknown fields kept)."""
-        return BillResponse.model_validate((await self._send(Request("GET", f"/v2/Bill/{atid}"))).json())
+        return (await self._send(Request("GET", f"/v2/Bill/{atid}"))).parse(BillResponse)
 
     async def async_status(self, atid: str) -> AsyncStatus:
-        return AsyncStatus.model_validate((await self._send(Request("GET", f"/v2/Bill/{atid}/status"))).json())
+        return (await self._send(Request("GET", f"/v2/Bill/{atid}/status"))).parse(AsyncStatus)
 
     async def bulk_status(self, bulk_id: str) -> BulkStatus:
         response = await self._send(Request("GET", f"/v2/Bill/bulk/{bulk_id}/status"))
-        return BulkStatus.model_validate(response.json())
+        return response.parse(BulkStatus)
 
     async def payment_methods(self, atid: str) -> list[PaymentMethod]:
         """``GET /v2/Bill/{ATID}/PaymentMethods``: methods and sub-methods (e.g. iDEAL banks)."""
         data = (await self._send(Request("GET", f"/v2/Bill/{atid}/PaymentMethods"))).json()
-        return [PaymentMethod.model_validate(item) for item in data or []]
+        return [read_model(PaymentMethod, item, provider=PROVIDER) for item in data or []]
 
     # -- PATCH ---------------------------------------------------------------------------------------------
     async def patch(self, atid: str, body: PatchRequest) -> PatchResponse:
         """``PATCH /v2/Bill/{ATID}`` (idempotent: setting the same address or status twice is harmless)."""
         response = await self._send(Request("PATCH", f"/v2/Bill/{atid}", json=body.to_json()))
-        return PatchResponse.model_validate(response.json())
+        return response.parse(PatchResponse)
 
     async def update_address(self, atid: str, *, email: str | None = None, phone: str | None = None) -> PatchResponse:
         if email is None and phone is None:
@@ -463,7 +463,7 @@ class AcceptEasyNative:
         if email is not None:
             params["email"] = email
         async for page in self._pages("/v2/Search/Bill", params):
-            yield BillSearchResponse.model_validate(page)
+            yield read_model(BillSearchResponse, page, provider=PROVIDER)
 
     async def search_bills(
         self, payment_reference: str | None = None, *, email: str | None = None, count: int = 50
@@ -489,7 +489,7 @@ class AcceptEasyNative:
         params = {"paymentDateFrom": format_datetime(date_from), "paymentDateTo": format_datetime(date_to),
                   "type": type, "count": str(count)}  # fmt: skip
         async for page in self._pages("/v2/Search/Payment", params):
-            for bill in PaymentSearchResponse.model_validate(page).Bills or []:
+            for bill in read_model(PaymentSearchResponse, page, provider=PROVIDER).Bills or []:
                 yield bill
 
     async def search_bounces(
@@ -499,6 +499,6 @@ class AcceptEasyNative:
         params = {"type": type, "bounceDateFrom": date_from.isoformat(), "bounceDateTo": date_to.isoformat(),
                   "count": str(count)}  # fmt: skip
         async for page in self._pages("/v2/Search/Bounces", params):
-            parsed = BounceSearchResponse.model_validate(page)
+            parsed = read_model(BounceSearchResponse, page, provider=PROVIDER)
             for bill in parsed.Bills or []:
                 yield bill

@@ -36,7 +36,7 @@ from billkit.errors import APIError, Problem, UnsupportedFeatureError, Validatio
 from billkit.models import Bill, BillStatus, Direction, Party, check_supported
 from billkit.money import Money
 from billkit.providers.accepteasy.wire import APP_CODE, BillRequest, BillResponse, BulkBillStatus, parse_datetime_text
-from billkit.transport import Response, default_error
+from billkit.transport import Response, default_error, json_problems, read_model
 
 __all__ = [
     "CREATION_STATUS",
@@ -277,17 +277,22 @@ def build_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, pre
     if problems:
         raise ValidationError(problems, provider=PROVIDER)
     try:
-        return BillRequest.model_validate(data)
+        request = BillRequest.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationError(
             [Problem(prefix + _path(".".join(str(p) for p in e["loc"])), e["msg"]) for e in exc.errors()],
             provider=PROVIDER,
         ) from None
+    unsendable = json_problems(request.to_json())
+    if unsendable:
+        raise ValidationError([Problem(f"{prefix}provider_options: {where}", why) for where, why in unsendable],
+                              provider=PROVIDER)  # fmt: skip
+    return request
 
 
 def to_bill(raw: Mapping[str, Any]) -> Bill:
     """A common Bill from an AcceptEasy bill body (``raw`` is kept whole)."""
-    resp = BillResponse.model_validate(dict(raw))
+    resp = read_model(BillResponse, raw, provider=PROVIDER)
     status = to_status(resp.Status) if resp.Status is not None else None
     total = Money(resp.Amount, CURRENCY) if resp.Amount is not None else None
     links: dict[str, str] = {}

@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
+from billkit.money import decimals
+
 __all__ = [
     "APP_CODE",
     "Address",
@@ -106,7 +108,9 @@ def _cents(value: Any, field: str) -> Any:
     if isinstance(value, (bool, float)):
         raise ValueError(f"{field} is in integer cents; got {value!r} (use an int: 1295 for 12.95 EUR)")
     if isinstance(value, Decimal):
-        if value != value.to_integral_value():
+        if not value.is_finite() or (value and value.adjusted() > 12):
+            raise ValueError(f"{field} is in integer cents; got {value}, not a finite amount below 10^13 cents")
+        if decimals(value):
             raise ValueError(f"{field} is in integer cents; got {value} with a fraction")
         return int(value)
     return value

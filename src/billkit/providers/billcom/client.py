@@ -86,7 +86,7 @@ from billkit.providers.billcom.wire import (
     VendorResponse,
 )
 from billkit.sandboxing import Faults
-from billkit.transport import Request, Response, RetryPolicy, Safety, dumps
+from billkit.transport import Request, Response, RetryPolicy, Safety, dumps, read_model
 
 __all__ = ["MAX_BULK", "BillcomAdapter", "BillcomNative", "format_filters"]
 
@@ -200,7 +200,7 @@ class BillcomAdapter(Adapter):
         request = Request("POST", "/v3/login", content=dumps(body), headers={"content-type": "application/json"})
         response = await ctx.transport.send(request)
         try:
-            answer = LoginResponse.model_validate(response.json())
+            answer = response.parse(LoginResponse)
         except ValueError:
             raise BillcomAuthenticationError("BILL's login answer has no sessionId", provider=PROVIDER,
                                              status_code=response.status_code) from None  # fmt: skip
@@ -260,7 +260,7 @@ class BillcomAdapter(Adapter):
             response = await self.call("GET", f"/v3/vendors/{vendor_id}")
         except NotFoundError:
             return None
-        vendor = VendorResponse.model_validate(response.json())
+        vendor = response.parse(VendorResponse)
         currency = (vendor.bill_currency or "USD").upper()
         self._vendor_currency[vendor_id] = currency
         return currency
@@ -306,7 +306,7 @@ class BillcomAdapter(Adapter):
                 return found[0]
             raise
         data = response.json()
-        wire = BillResponse.model_validate(data)
+        wire = read_model(BillResponse, data, provider=PROVIDER)
         return to_bill(wire, currency or await self._read_currency(wire), data)
 
     async def submit(self, bill: Bill) -> Started:
@@ -319,7 +319,7 @@ class BillcomAdapter(Adapter):
     async def get(self, provider_id: str) -> Bill:
         response = await self.call("GET", f"/v3/bills/{provider_id}")
         data = response.json()
-        wire = BillResponse.model_validate(data)
+        wire = read_model(BillResponse, data, provider=PROVIDER)
         return to_bill(wire, await self._read_currency(wire), data)
 
     async def poll(self, kind: str, state: Mapping[str, Any]) -> PollResult:
@@ -504,7 +504,7 @@ class BillcomAdapter(Adapter):
         answers = data if isinstance(data, list) else []
         by_key: dict[tuple[str | None, str | None], tuple[BillResponse, Any]] = {}
         for raw in answers:
-            wire = BillResponse.model_validate(raw)
+            wire = read_model(BillResponse, raw, provider=PROVIDER)
             by_key[(wire.vendor_id, wire.invoice_number)] = (wire, raw)
         out: list[tuple[int, Bill | BillkitError]] = []
         for index, request, currency in batch:
@@ -632,26 +632,26 @@ class BillcomNative:
             "POST", "/v3/vendors", json=model.to_json(), safety=Safety.UNSAFE, reference=model.name,
             check=f"list the vendors (GET /v3/vendors?filters=name:eq:...) and look for {model.name!r}",
         )  # fmt: skip
-        return VendorResponse.model_validate(response.json())
+        return response.parse(VendorResponse)
 
     async def get_vendor(self, vendor_id: str) -> VendorResponse:
-        return VendorResponse.model_validate((await self._adapter.call("GET", f"/v3/vendors/{vendor_id}")).json())
+        return (await self._adapter.call("GET", f"/v3/vendors/{vendor_id}")).parse(VendorResponse)
 
     async def list_vendors(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
                            sort: str | None = None) -> AsyncIterator[VendorResponse]:  # fmt: skip
         async for page in self._pages("/v3/vendors", max, filters, sort):
-            for vendor in VendorList.model_validate(page).results:
+            for vendor in read_model(VendorList, page, provider=PROVIDER).results:
                 yield vendor
 
     # bills
     async def get_bill(self, bill_id: str) -> BillResponse:
-        return BillResponse.model_validate((await self._adapter.call("GET", f"/v3/bills/{bill_id}")).json())
+        return (await self._adapter.call("GET", f"/v3/bills/{bill_id}")).parse(BillResponse)
 
     async def list_bill_pages(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
                               sort: str | None = None) -> AsyncIterator[BillList]:  # fmt: skip
         """One :class:`BillList` per ``GET /v3/bills`` page."""
         async for page in self._pages("/v3/bills", max, filters, sort):
-            yield BillList.model_validate(page)
+            yield read_model(BillList, page, provider=PROVIDER)
 
     async def list_bills(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
                          sort: str | None = None) -> AsyncIterator[BillResponse]:  # fmt: skip
@@ -662,10 +662,10 @@ class BillcomNative:
 
     async def archive_bill(self, bill_id: str) -> BillResponse:
         """``POST /v3/bills/{id}/archive`` (BILL's soft delete; the bill reads as VOID)."""
-        return BillResponse.model_validate((await self._adapter.call("POST", f"/v3/bills/{bill_id}/archive")).json())
+        return (await self._adapter.call("POST", f"/v3/bills/{bill_id}/archive")).parse(BillResponse)
 
     async def restore_bill(self, bill_id: str) -> BillResponse:
-        return BillResponse.model_validate((await self._adapter.call("POST", f"/v3/bills/{bill_id}/restore")).json())
+        return (await self._adapter.call("POST", f"/v3/bills/{bill_id}/restore")).parse(BillResponse)
 
     async def find_bills_by_invoice(self, vendor_id: str, invoice_number: str, *,
                                     created_since: dt.datetime | None = None) -> list[BillResponse]:  # fmt: skip

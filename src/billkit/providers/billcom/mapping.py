@@ -50,7 +50,7 @@ from billkit.errors import (
 from billkit.models import Bill, BillStatus, Direction, LineItem, Party, check_supported
 from billkit.money import Money
 from billkit.providers.billcom.wire import BillCreate, BillResponse, ErrorEntry, parse_errors
-from billkit.transport import Response
+from billkit.transport import Response, json_problems
 
 __all__ = [
     "PAYMENT_STATUS",
@@ -227,6 +227,7 @@ def build_bill(bill: Bill) -> tuple[BillCreate, str | None]:
         if not problems:  # pragma: no cover - every wire rule has a common-model twin above
             problems.append(Problem("request", str(exc)))
         raise ValidationError(problems, provider=PROVIDER) from None
+    problems.extend(Problem(f"provider_options: {where}", why) for where, why in json_problems(request.to_json()))
     if problems:
         raise ValidationError(problems, provider=PROVIDER)
     return request, currency

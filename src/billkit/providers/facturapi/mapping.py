@@ -78,7 +78,7 @@ from billkit.providers.facturapi.wire import (
     TaxInput,
     parse_datetime,
 )
-from billkit.transport import Response, default_error
+from billkit.transport import Response, default_error, json_problems, read_model
 
 __all__ = [
     "MAX_ITEMS",
@@ -217,7 +217,7 @@ def build_request(
     if currency == "MXN":
         body.pop("exchange", None)
     try:
-        return InvoiceRequest.model_validate(body)
+        request = InvoiceRequest.model_validate(body)
     except pydantic.ValidationError as exc:
         raise ValidationError(
             [
@@ -226,6 +226,11 @@ def build_request(
             ],
             provider=PROVIDER,
         ) from None
+    unsendable = json_problems(request.to_json())
+    if unsendable:
+        raise ValidationError([Problem(f"{prefix}provider_options: {where}", why) for where, why in unsendable],
+                              provider=PROVIDER)  # fmt: skip
+    return request
 
 
 def _customer(party: Party | None, problem: Report) -> CustomerInput | str | None:
@@ -443,16 +448,7 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 def read(model: type[M], data: Any, response: Response | None = None) -> M:
     """Parse a provider body into ``model``; a body of the wrong shape becomes an :class:`APIError` (never a
     pydantic exception), with the HTTP status and log id when the response is given."""
-    try:
-        return model.model_validate(data)
-    except (pydantic.ValidationError, ValueError, TypeError) as exc:
-        raise APIError(
-            f"Facturapi answered with a body billkit cannot read as {model.__name__}: {str(exc).splitlines()[0]}",
-            provider=PROVIDER,
-            status_code=response.status_code if response is not None else None,
-            request_id=response.request_id if response is not None else None,
-            raw=data,
-        ) from None
+    return read_model(model, data, provider=PROVIDER, response=response)
 
 
 def _money(amount: Decimal | None, currency: str | None) -> Money | None:

@@ -16,6 +16,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
@@ -308,7 +309,10 @@ class WebhookEvent(_Response):
         """The invoice the event is about (``data.object``), when it is one."""
         if self.data.type not in (None, "invoice") or not self.data.object:
             return None
-        return Invoice.model_validate(self.data.object)
+        try:
+            return Invoice.model_validate(self.data.object)
+        except pydantic.ValidationError:
+            return None  # an object of another shape is not an invoice billkit can read (it stays in data.object)
 
     def error_message(self) -> str | None:
         """The error message(s) Facturapi attached (async stamping or recovery failures)."""
