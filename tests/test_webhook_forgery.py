@@ -565,3 +565,14 @@ def test_accepteasy_random_basic_credentials_are_refused(credentials: bytes) -> 
         assert isinstance(ae_webhooks.verify(body, headers, expected.decode()), ae_webhooks.PaidEvent)
         return
     refused(ae_webhooks.verify, body, headers, expected.decode())
+
+
+@pytest.mark.parametrize("secret", ["\udcff-lone-surrogate", 12345, b"bytes-secret"])
+def test_a_secret_that_is_not_text_is_a_verification_error(secret: object) -> None:
+    from billkit.providers.accepteasy import webhooks as ae
+    from billkit.providers.facturapi import webhooks as fa
+
+    with pytest.raises(WebhookVerificationError):
+        fa.verify(b"{}", {"Facturapi-Signature": "0" * 64}, secret)  # type: ignore[arg-type]
+    with pytest.raises(WebhookVerificationError):
+        ae.verify(b"{}", {"authorization": "Basic eDp5"}, secret)  # type: ignore[arg-type]

@@ -138,12 +138,17 @@ def verify(body: bytes, headers: Mapping[str, str], credentials: str, *, source_
     """Check Basic auth (``credentials`` = ``"user:password"`` from your notification URL), optionally the
     source IP, then parse. An empty ``credentials`` is refused: without Basic auth nothing can be verified, so
     use :func:`parse_event` knowingly and re-read the bill."""
-    if not credentials:
+    if not credentials or not isinstance(credentials, str):
         raise WebhookVerificationError(
             "no webhook credentials given: embed user:password in the notification URL and pass them here, or "
             "call billkit.providers.accepteasy.webhooks.parse_event and re-read the bill",
             provider=PROVIDER,
         )
+    try:
+        credentials.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WebhookVerificationError("the webhook credentials are not valid text (check how they were read)",
+                                       provider=PROVIDER) from None  # fmt: skip
     check_basic_auth(headers, credentials)
     if source_ip is not None:
         check_source_ip(source_ip)

@@ -54,13 +54,20 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent
     Raises :class:`WebhookVerificationError` for a missing or malformed header, a signature that does not match,
     an empty secret, or a signed body that is not an event. Answer those requests with 400 and ignore them.
     """
-    if not secret:
+    if not secret or not isinstance(secret, str):
         raise WebhookVerificationError("no webhook secret given: pass the secret of this webhook", provider=PROVIDER)
+    try:
+        secret.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WebhookVerificationError("the webhook secret is not valid text (check how it was read)",
+                                       provider=PROVIDER) from None  # fmt: skip
     if not isinstance(body, (bytes, bytearray)):
         raise WebhookVerificationError("pass the raw request body as bytes, not a parsed object", provider=PROVIDER)
     header = _header(headers, SIGNATURE_HEADER)
     if header is None:
         raise WebhookVerificationError(f"the {SIGNATURE_HEADER} header is missing", provider=PROVIDER)
+    if not isinstance(header, str):
+        raise WebhookVerificationError(f"the {SIGNATURE_HEADER} header is not text", provider=PROVIDER)
     given = header.strip().lower()
     if given.startswith("sha256="):
         given = given[len("sha256=") :]
