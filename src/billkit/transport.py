@@ -269,28 +269,43 @@ def json_problems(value: Any, path: str = "") -> list[tuple[str, str]]:
     a non-finite or absurdly scaled Decimal, a non-string key, an object that is not JSON. Adapters check their
     bodies with it so that such a value in ``provider_options`` is a ValidationError before anything is sent."""
     out: list[tuple[str, str]] = []
-    here = path or "body"
-    if value is None or isinstance(value, (str, bool, int)):
-        return out
-    if isinstance(value, float):
-        out.append((here, f"the float {value!r} cannot be sent exactly: use a Decimal or a str"))
+    _json_problems(value, path, out)
+    return out
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _json_problems(value: Any, path: str, out: list[tuple[str, str]]) -> None:
+    kind = type(value)
+    if kind in _PLAIN:
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                out.append((path or "body", f"key {key!r} is not a string"))
+            if type(item) not in _PLAIN:
+                _json_problems(item, f"{path}.{key}" if path else str(key), out)
+    elif kind is list or kind is tuple:
+        for i, item in enumerate(value):
+            if type(item) not in _PLAIN:
+                _json_problems(item, f"{path}[{i}]", out)
     elif isinstance(value, Decimal):
         exp = value.as_tuple().exponent
         if not value.is_finite():
-            out.append((here, f"{value} is not a finite number"))
+            out.append((path or "body", f"{value} is not a finite number"))
         elif isinstance(exp, int) and (abs(exp) > 100 or (value and abs(value.adjusted()) > 100)):
-            out.append((here, f"{value} is out of range for a JSON number billkit sends"))
+            out.append((path or "body", f"{value} is out of range for a JSON number billkit sends"))
+    elif isinstance(value, float):
+        out.append((path or "body", f"the float {value!r} cannot be sent exactly: use a Decimal or a str"))
+    elif isinstance(value, (str, int)):
+        return
     elif isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                out.append((here, f"key {key!r} is not a string"))
-            out.extend(json_problems(item, f"{path}.{key}" if path else str(key)))
+        _json_problems(dict(value), path, out)
     elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            out.extend(json_problems(item, f"{path}[{i}]"))
+        _json_problems(list(value), path, out)
     else:
-        out.append((here, f"a {type(value).__name__} is not JSON: use str, int, Decimal, bool, list or dict"))
-    return out
+        out.append((path or "body", f"a {type(value).__name__} is not JSON: use str, int, Decimal, bool, list or dict"))
 
 
 _encode_str = json.encoder.encode_basestring
