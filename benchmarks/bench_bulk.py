@@ -5,8 +5,9 @@ billkit: ``op = await client.submit_many(bills)`` then ``await op`` on a fresh :
 no real waiting). AcceptEasy's bulk has no documented size cap (``capabilities.max_bulk_size`` is None) and
 the adapter sends every bill in one ``POST /v2/Bill/bulk``; the operation reads
 ``GET /v2/Bill/bulk/{BulkId}/status`` until ``ProcessingCompleted`` and resolves to one BulkResult item per
-input. The figure is end to end, so it includes the in-process sandbox's own work (decoding the bulk,
-keeping 10,000 records, encoding the status) as a real server's would not be.
+input. The sandbox's own time (decoding the bulk, keeping 10,000 records, encoding the status: a real server's
+work) is measured around each request it answers and taken out, so the figure is billkit's own work: mapping
+and validating 10,000 bills, encoding the body, decoding and matching the statuses, building 10,000 results.
 
 Floor, in the same run: ``json.dumps`` (compact separators, as billkit writes) of the same 10,000 request
 bodies (one ``{"Bills": [...]}`` body of dicts shaped like billkit's: PaymentReference, Description, Amount in
@@ -62,32 +63,37 @@ def make_bills(n: int) -> list[Bill]:
 
 
 class _Counter(httpx.AsyncBaseTransport):
-    """Passes requests to the sandbox and counts the bytes sent and received (check run only)."""
+    """Passes requests to the sandbox; counts the bytes sent and received and the time the sandbox itself spends
+    answering (a real server's work, which is not billkit's)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.sent = 0
         self.received = 0
         self.requests = 0
+        self.server_seconds = 0.0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         self.sent += len(await request.aread())
+        started = time.perf_counter()
         response = await self.inner.handle_async_request(request)
         body = await response.aread()
+        self.server_seconds += time.perf_counter() - started
         self.received += len(body)
         return httpx.Response(response.status_code, headers=response.headers, content=body)
 
 
-async def run_billkit(bills: list[Bill], *, count: bool = False) -> tuple[float, BulkResult, _Counter | None]:
+async def run_billkit(bills: list[Bill]) -> tuple[float, BulkResult, _Counter]:
+    """``(seconds billkit spent, the result, the counter)``: the sandbox's own time is taken out."""
     box = AcceptEasySandbox(VirtualClock())
-    counter = _Counter(box) if count else None
+    counter = _Counter(box)
     async with billkit.AsyncClient("accepteasy", sandbox=box, transport=counter) as client:
         start = time.perf_counter()
         op = await client.submit_many(bills)
         result = await op
         elapsed = time.perf_counter() - start
-    return elapsed, result, counter
+    return elapsed - counter.server_seconds, result, counter
 
 
 def floor_inputs(n: int) -> tuple[dict[str, Any], bytes]:
@@ -133,8 +139,7 @@ def main(n: int = BILLS, rounds: int = ROUNDS) -> None:
     body, status = floor_inputs(n)
 
     # check run (also the warm-up): billkit's real bytes on the wire, and every item succeeded
-    _, result, counter = anyio.run(lambda: run_billkit(bills, count=True))
-    assert counter is not None
+    _, result, counter = anyio.run(lambda: run_billkit(bills))
     assert len(result.items) == n and len(result.succeeded) == n, (len(result.items), len(result.succeeded))
     _, floor_sent, floor_received = run_floor(body, status)
 
