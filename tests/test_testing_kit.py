@@ -7,13 +7,12 @@ The fixtures ``billkit_sandbox`` and ``billkit_clock`` come from the ``pytest11`
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 
 import pytest
 
 import billkit
 from billkit import Bill, BillStatus, Money, Party
-from billkit.testing import Fault, Faults, Sandbox, VirtualClock, sandbox
+from billkit.testing import Fault, Faults, SandboxFactory, VirtualClock, sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +28,7 @@ def payment_request(ref: str) -> Bill:
 
 
 async def test_fixtures_are_registered_by_the_entry_point(
-    billkit_sandbox: Callable[..., Sandbox], billkit_clock: VirtualClock
+    billkit_sandbox: SandboxFactory, billkit_clock: VirtualClock
 ) -> None:
     box = billkit_sandbox("accepteasy")
     assert box.clock is billkit_clock
@@ -58,7 +57,7 @@ async def test_an_answer_lost_after_the_server_acted_never_doubles_the_bill() ->
         created = await client.create(payment_request("KIT-2"))  # billkit looks its SRRID up instead of re-sending
     assert created.reference == "KIT-2"
     assert len(box.received("POST")) == 1, "the create was never repeated"
-    held = [b for b in box.bills.values() if b.get("PaymentReference") == "KIT-2"]  # type: ignore[attr-defined]
+    held = [b for b in box.bills.values() if b.get("PaymentReference") == "KIT-2"]  # typed: AcceptEasySandbox
     assert len(held) == 1
 
 

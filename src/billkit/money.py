@@ -18,7 +18,7 @@ from pydantic_core import core_schema
 
 from billkit.errors import MoneyError
 
-__all__ = ["CURRENCY_EXPONENTS", "Money", "decimals", "exact", "exponent", "loads_decimal", "to_decimal"]
+__all__ = ["CURRENCY_EXPONENTS", "Money", "decimals", "exact", "exponent", "loads_decimal", "rescale", "to_decimal"]
 
 #: Number of decimals of the minor unit per ISO 4217 code. Codes not listed are refused, so a typo such as
 #: "MNX" fails loudly instead of being treated as a two-decimal currency.

@@ -2,17 +2,19 @@
 
 * :func:`sandbox` - a fresh in-process sandbox of a provider (``sandbox("accepteasy", clock=..., faults=...)``);
   pass it to a client with ``AsyncClient("accepteasy", sandbox=box)``. ``box.requests`` lists what it received.
+  The result is typed per provider (``AcceptEasySandbox``, ``BillcomSandbox``, ``FacturapiSandbox``), so the
+  provider's triggers and inspection methods type-check.
 * :class:`VirtualClock` - virtual time; polling and the sandboxes' background jobs run on it.
 * :class:`Faults` / :class:`Fault` - fault injection (5xx, 429 with Retry-After, dropped connections before
   or after the server acted, slow answers), by rate or one-shot.
 * pytest fixtures, registered through the ``pytest11`` entry point so ``pip install billkit`` is enough:
-  ``billkit_clock`` (a VirtualClock) and ``billkit_sandbox`` (a factory: ``billkit_sandbox("facturapi")``).
+  ``billkit_clock`` (a VirtualClock) and ``billkit_sandbox`` (a :class:`SandboxFactory`:
+  ``billkit_sandbox("facturapi")``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import pytest
 
@@ -20,12 +22,42 @@ from billkit.client import adapter_class
 from billkit.clock import Clock, VirtualClock
 from billkit.sandboxing import Fault, Faults, RecordedRequest, Sandbox
 
-__all__ = ["Fault", "Faults", "RecordedRequest", "Sandbox", "VirtualClock", "sandbox"]
+if TYPE_CHECKING:
+    from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
+    from billkit.providers.billcom.sandbox import BillcomSandbox
+    from billkit.providers.facturapi.sandbox import FacturapiSandbox
+
+__all__ = ["Fault", "Faults", "RecordedRequest", "Sandbox", "SandboxFactory", "VirtualClock", "sandbox"]
 
 
+@overload
+def sandbox(provider: Literal["accepteasy"], *, clock: Clock | None = ..., faults: Faults | None = ...
+            ) -> AcceptEasySandbox: ...  # fmt: skip
+@overload
+def sandbox(provider: Literal["billcom"], *, clock: Clock | None = ..., faults: Faults | None = ...
+            ) -> BillcomSandbox: ...  # fmt: skip
+@overload
+def sandbox(provider: Literal["facturapi"], *, clock: Clock | None = ..., faults: Faults | None = ...
+            ) -> FacturapiSandbox: ...  # fmt: skip
+@overload
+def sandbox(provider: str, *, clock: Clock | None = ..., faults: Faults | None = ...) -> Sandbox: ...
 def sandbox(provider: str, *, clock: Clock | None = None, faults: Faults | None = None) -> Sandbox:
     """A fresh sandbox of ``provider`` on ``clock`` (a new autojumping VirtualClock by default)."""
     return adapter_class(provider).make_sandbox(clock=clock or VirtualClock(), faults=faults)
+
+
+class SandboxFactory(Protocol):
+    """What the ``billkit_sandbox`` fixture is: ``billkit_sandbox("accepteasy", faults=...)`` gives a sandbox on
+    the test's ``billkit_clock``, typed per provider."""
+
+    @overload
+    def __call__(self, provider: Literal["accepteasy"], *, faults: Faults | None = ...) -> AcceptEasySandbox: ...
+    @overload
+    def __call__(self, provider: Literal["billcom"], *, faults: Faults | None = ...) -> BillcomSandbox: ...
+    @overload
+    def __call__(self, provider: Literal["facturapi"], *, faults: Faults | None = ...) -> FacturapiSandbox: ...
+    @overload
+    def __call__(self, provider: str, *, faults: Faults | None = ...) -> Sandbox: ...
 
 
 @pytest.fixture
@@ -35,10 +67,10 @@ def billkit_clock() -> VirtualClock:
 
 
 @pytest.fixture
-def billkit_sandbox(billkit_clock: VirtualClock) -> Callable[..., Sandbox]:
+def billkit_sandbox(billkit_clock: VirtualClock) -> SandboxFactory:
     """A factory of sandboxes sharing the test's ``billkit_clock``: ``billkit_sandbox("accepteasy")``."""
 
     def make(provider: str, *, faults: Faults | None = None, **_: Any) -> Sandbox:
         return sandbox(provider, clock=billkit_clock, faults=faults)
 
-    return make
+    return make  # type: ignore[return-value]  # the overloads of SandboxFactory describe this one function

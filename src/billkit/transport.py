@@ -58,6 +58,7 @@ __all__ = [
     "Timeouts",
     "Transport",
     "dumps",
+    "json_problems",
     "parse_retry_after",
     "read_model",
     "redact_headers",
