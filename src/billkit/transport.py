@@ -41,7 +41,9 @@ from billkit.errors import (
     APITimeoutError,
     BillkitError,
     OutcomeUnknownError,
+    Problem,
     RateLimitError,
+    ValidationError,
     api_error_for_status,
 )
 from billkit.money import loads_decimal
@@ -57,6 +59,7 @@ __all__ = [
     "Safety",
     "Timeouts",
     "Transport",
+    "check_sendable",
     "dumps",
     "json_problems",
     "parse_retry_after",
@@ -272,6 +275,15 @@ def json_problems(value: Any, path: str = "") -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     _json_problems(value, path, out)
     return out
+
+
+def check_sendable(body: Any, *, provider: str, prefix: str = "") -> None:
+    """Raise :class:`ValidationError` listing every part of ``body`` that cannot be sent (see
+    :func:`json_problems`); what a caller puts there comes through ``provider_options``."""
+    unsendable = json_problems(body)
+    if unsendable:
+        raise ValidationError([Problem(f"{prefix}provider_options: {where}", why) for where, why in unsendable],
+                              provider=provider)  # fmt: skip
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})

@@ -36,7 +36,7 @@ from billkit.errors import APIError, Problem, UnsupportedFeatureError, Validatio
 from billkit.models import Bill, BillStatus, Direction, Party, check_supported
 from billkit.money import Money
 from billkit.providers.accepteasy.wire import APP_CODE, BillRequest, BillResponse, BulkBillStatus, parse_datetime_text
-from billkit.transport import Response, default_error, json_problems, read_model
+from billkit.transport import Response, check_sendable, default_error, read_model
 
 __all__ = [
     "CREATION_STATUS",
@@ -283,10 +283,7 @@ def build_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, pre
             [Problem(prefix + _path(".".join(str(p) for p in e["loc"])), e["msg"]) for e in exc.errors()],
             provider=PROVIDER,
         ) from None
-    unsendable = json_problems(request.to_json())
-    if unsendable:
-        raise ValidationError([Problem(f"{prefix}provider_options: {where}", why) for where, why in unsendable],
-                              provider=PROVIDER)  # fmt: skip
+    check_sendable(request.to_json(), provider=PROVIDER, prefix=prefix)
     return request
 
 

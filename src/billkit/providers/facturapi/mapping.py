@@ -78,7 +78,7 @@ from billkit.providers.facturapi.wire import (
     TaxInput,
     parse_datetime,
 )
-from billkit.transport import Response, default_error, json_problems, read_model
+from billkit.transport import Response, check_sendable, default_error, read_model
 
 __all__ = [
     "MAX_ITEMS",
@@ -226,10 +226,7 @@ def build_request(
             ],
             provider=PROVIDER,
         ) from None
-    unsendable = json_problems(request.to_json())
-    if unsendable:
-        raise ValidationError([Problem(f"{prefix}provider_options: {where}", why) for where, why in unsendable],
-                              provider=PROVIDER)  # fmt: skip
+    check_sendable(request.to_json(), provider=PROVIDER, prefix=prefix)
     return request
 
 
