@@ -17,7 +17,6 @@ Run: ``make demo`` (or ``.venv/bin/python examples/demo.py``).
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import os
 import time
 import uuid
@@ -236,10 +235,6 @@ async def main() -> None:
     clock = VirtualClock()
     real_start = time.perf_counter()
     runners = {"accepteasy": run_accepteasy, "billcom": run_billcom, "facturapi": run_facturapi}
-    for provider in list(runners):
-        if importlib.util.find_spec(f"billkit.providers.{provider}") is None:
-            print(f"  {provider:<10} skipped: its adapter is not part of this build")
-            del runners[provider]
     outcomes: dict[str, Outcome] = {}
     bulks: dict[str, billkit.BulkOperation] = {}
     clients = {p: client_for(p, clock) for p in runners}
