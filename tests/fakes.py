@@ -10,6 +10,7 @@ import httpx
 from billkit.client import PROVIDERS, Adapter, Capabilities, Credential
 from billkit.clock import Clock
 from billkit.errors import BillkitError, OperationFailed
+from billkit.flows import Flow
 from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
 from billkit.money import Money
 from billkit.operations import PollResult, Started
@@ -92,37 +93,37 @@ class FakeAdapter(Adapter):
             raw=dict(data),
         )
 
-    async def create(self, bill: Bill) -> Bill:
-        started = await self.submit(bill)
-        return await self.get(started.id)
+    def create(self, bill: Bill) -> Flow[Bill]:
+        started = yield from self.submit(bill)
+        return (yield from self.get(started.id))
 
-    async def submit(self, bill: Bill) -> Started:
+    def submit(self, bill: Bill) -> Flow[Started]:
         body = {
             "ref": bill.reference,
             "amount": str(bill.total.amount) if bill.total else "0",
             **dict(bill.provider_options),
         }
-        resp = await self.ctx.transport.send(
-            Request.unsafe("POST", "/jobs", json=body, how_to_check="look the ref up", reference=bill.reference)
+        resp = yield from self.ctx.transport.send(
+            Request("POST", "/jobs", json=body, how_to_check="look the ref up", reference=bill.reference)
         )
         job_id = resp.json()["id"]
         return Started("job", job_id, {"id": job_id})
 
-    async def submit_many(self, bills: Sequence[Bill]) -> Sequence[Started | BillkitError]:
+    def submit_many(self, bills: Sequence[Bill]) -> Flow[Sequence[Started | BillkitError]]:
         out: list[Started | BillkitError] = []
         for bill in bills:
             try:
-                out.append(await self.submit(bill))
+                out.append((yield from self.submit(bill)))
             except BillkitError as exc:
                 out.append(exc)
         return out
 
-    async def get(self, provider_id: str) -> Bill:
-        resp = await self.ctx.transport.send(Request("GET", f"/jobs/{provider_id}"))
+    def get(self, provider_id: str) -> Flow[Bill]:
+        resp = yield from self.ctx.transport.send(Request("GET", "/jobs/{}", ids=(provider_id,)))
         return self._bill(resp.json())
 
-    async def poll(self, kind: str, state: Mapping[str, Any]) -> PollResult:
-        resp = await self.ctx.transport.send(Request("GET", f"/jobs/{state['id']}"))
+    def poll(self, kind: str, state: Mapping[str, Any]) -> Flow[PollResult]:
+        resp = yield from self.ctx.transport.send(Request("GET", "/jobs/{}", ids=(str(state["id"]),)))
         bill = self._bill(resp.json())
         if bill.status is BillStatus.PENDING:
             return PollResult(status=bill.status, provider_status=bill.provider_status, retry_after=resp.retry_after)

@@ -56,16 +56,16 @@ async def test_closing_closes_only_what_the_client_created(anyio_backend: str) -
     await mine.aclose()
     client = AsyncClient("fake", sandbox=True)
     await client.aclose()
-    assert client._transport.http.is_closed
+    assert client._http.is_closed
 
 
 async def test_with_options_shares_the_pool_and_keeps_the_original_open(anyio_backend: str) -> None:
     async with AsyncClient("fake", sandbox=True) as client:
         twin = client.with_options(retry=RetryPolicy.none())
-        assert twin._transport.http is client._transport.http
+        assert twin._http is client._http and twin._io.http is client._io.http
         assert twin.retry.max_attempts == 1 and client.retry.max_attempts == 4
         await twin.aclose()
-        assert not client._transport.http.is_closed
+        assert not client._http.is_closed
         assert (await client.submit_and_wait(Bill(reference="y", total=Money("1.00", "EUR")))).reference == "y"
 
 

@@ -1,4 +1,5 @@
-"""The retry rules of design.md section 4, table-driven: every failure kind x safe/unsafe request."""
+"""The retry rules of design.md section 4, table-driven: every failure kind x safe/unsafe request, on both drivers
+(the blocking one and the async one run the same send flow)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from billkit.errors import (
     RateLimitError,
     ServerError,
 )
+from billkit.flows import AsyncIO, SyncIO
 from billkit.transport import (
     Request,
     Response,
@@ -69,20 +71,44 @@ class Script:
         return step(request)
 
 
-def make(script: Script, clock: VirtualClock, policy: RetryPolicy | None = None) -> Transport:
-    return Transport(
-        provider="fake",
-        base_url="https://fake.test",
-        error_parser=lambda r: default_error("fake", r, message=(r.json_or_none() or {}).get("message")),
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(script)),
-        retry=policy or RetryPolicy(jitter=0, initial_delay=1, max_delay=4),
-        clock=clock,
-        request_id_header="x-request-id",
-    )
+class Wire:
+    """A transport and a driver over a scripted server: ``await wire.send(request)`` on either driver."""
+
+    def __init__(self, script: Script, clock: VirtualClock, policy: RetryPolicy | None, driver: str,
+                 headers: dict[str, str] | None = None, max_in_flight: int | None = None) -> None:  # fmt: skip
+        self.transport = Transport(
+            provider="fake",
+            base_url="https://fake.test",
+            error_parser=lambda r: default_error("fake", r, message=(r.json_or_none() or {}).get("message")),
+            clock=clock,
+            request_id_header="x-request-id",
+            default_headers=headers,
+        )
+        retry = policy or RetryPolicy(jitter=0, initial_delay=1, max_delay=4)
+        mock = httpx.MockTransport(script)
+        self.io: AsyncIO | SyncIO = (
+            SyncIO(httpx.Client(transport=mock), clock, retry, max_in_flight) if driver == "sync"
+            else AsyncIO(httpx.AsyncClient(transport=mock), clock, retry, max_in_flight)
+        )  # fmt: skip
+
+    async def send(self, request: Request) -> Response:
+        flow = self.transport.send(request)
+        if isinstance(self.io, SyncIO):
+            return self.io.run(flow)
+        return await self.io.run(flow)
 
 
-SAFE = Request("POST", "/bills", json={"a": 1})
-UNSAFE = Request.unsafe("POST", "/bills", json={"a": 1}, how_to_check="search the SRRID", reference="ref-1")
+@pytest.fixture(params=["async", "sync"])
+def driver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make(script: Script, clock: VirtualClock, policy: RetryPolicy | None = None, driver: str = "async") -> Wire:
+    return Wire(script, clock, policy, driver)
+
+
+SAFE = Request("POST", "/bills", json={"a": 1}, idempotent=True)  # a create the provider de-duplicates
+UNSAFE = Request("POST", "/bills", json={"a": 1}, how_to_check="search the SRRID", reference="ref-1")
 
 # (name, first step, safe outcome, unsafe outcome); outcome "ok" = retried then succeeded
 CASES: list[tuple[str, Step, str | type[BillkitError], str | type[BillkitError]]] = [
@@ -95,7 +121,7 @@ CASES: list[tuple[str, Step, str | type[BillkitError], str | type[BillkitError]]
     ("429 without Retry-After", status(429), "ok", "ok"),
     ("500", status(500), "ok", OutcomeUnknownError),
     ("502", status(502), "ok", OutcomeUnknownError),
-    ("503 with Retry-After", status(503, "2"), "ok", "ok"),
+    ("503 with Retry-After", status(503, "2"), "ok", OutcomeUnknownError),  # no proof it was not acted on
     ("503 without Retry-After", status(503), "ok", OutcomeUnknownError),
     ("504", status(504), "ok", OutcomeUnknownError),
     ("400", status(400), APIError, APIError),
@@ -108,12 +134,12 @@ CASES: list[tuple[str, Step, str | type[BillkitError], str | type[BillkitError]]
 @pytest.mark.parametrize(("name", "first", "safe", "unsafe"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("kind", ["safe", "unsafe"])
 async def test_retry_rules(
-    name: str, first: Step, safe: str | type[BillkitError], unsafe: str | type[BillkitError], kind: str
+    name: str, first: Step, safe: str | type[BillkitError], unsafe: str | type[BillkitError], kind: str, driver: str
 ) -> None:
     expected = safe if kind == "safe" else unsafe
     request = SAFE if kind == "safe" else UNSAFE
     script = Script(first, ok)
-    transport = make(script, VirtualClock())
+    transport = make(script, VirtualClock(), driver=driver)
     if expected == "ok":
         response = await transport.send(request)
         assert response.status_code == 201
@@ -129,63 +155,63 @@ async def test_retry_rules(
             assert info.value.reference == "ref-1"
 
 
-async def test_retry_after_seconds_are_slept_on_the_clock() -> None:
+async def test_retry_after_seconds_are_slept_on_the_clock(driver: str) -> None:
     clock = VirtualClock()
-    transport = make(Script(status(429, "7"), ok), clock)
+    transport = make(Script(status(429, "7"), ok), clock, driver=driver)
     await transport.send(SAFE)
     assert clock.now() == pytest.approx(7)
 
 
-async def test_backoff_grows_to_the_cap_and_stops_after_max_attempts() -> None:
+async def test_backoff_grows_to_the_cap_and_stops_after_max_attempts(driver: str) -> None:
     clock = VirtualClock()
     script = Script(status(500))
-    transport = make(script, clock, RetryPolicy(max_attempts=4, initial_delay=1, multiplier=2, max_delay=3, jitter=0))
+    transport = make(
+        script, clock, RetryPolicy(max_attempts=4, initial_delay=1, multiplier=2, max_delay=3, jitter=0), driver
+    )
     with pytest.raises(ServerError):
         await transport.send(SAFE)
     assert script.calls == 4
     assert clock.now() == pytest.approx(1 + 2 + 3)
 
 
-async def test_retry_after_above_the_cap_raises_rate_limit_without_sleeping() -> None:
+async def test_retry_after_above_the_cap_raises_rate_limit_without_sleeping(driver: str) -> None:
     clock = VirtualClock()
     script = Script(status(429, "600"), ok)
-    transport = make(script, clock, RetryPolicy(max_retry_after=60, jitter=0))
+    transport = make(script, clock, RetryPolicy(max_retry_after=60, jitter=0), driver)
     with pytest.raises(RateLimitError) as info:
         await transport.send(SAFE)
     assert info.value.retry_after == 600
     assert script.calls == 1 and clock.now() == 0
 
 
-async def test_connection_errors_exhausted_become_api_connection_error() -> None:
-    transport = make(Script(raise_(httpx.ConnectError)), VirtualClock(), RetryPolicy(max_attempts=2, jitter=0))
+async def test_connection_errors_exhausted_become_api_connection_error(driver: str) -> None:
+    transport = make(Script(raise_(httpx.ConnectError)), VirtualClock(), RetryPolicy(max_attempts=2, jitter=0), driver)
     with pytest.raises(APIConnectionError):
         await transport.send(UNSAFE)
 
 
-async def test_total_budget_bounds_the_retries() -> None:
+async def test_total_budget_bounds_the_retries(driver: str) -> None:
     clock = VirtualClock()
     script = Script(status(503))
     policy = RetryPolicy(max_attempts=50, initial_delay=4, multiplier=1, max_delay=4, jitter=0, total_budget=10)
     with pytest.raises(ServerError):
-        await make(script, clock, policy).send(SAFE)
+        await make(script, clock, policy, driver).send(SAFE)
     assert clock.now() <= 10
     assert script.calls == 3
 
 
 async def test_provider_retryable_code_is_retried_even_for_a_create() -> None:
     def parser(r: Response) -> APIError:
-        err = default_error("fake", r, code="BUSY")
-        err.retryable = True
-        return err
+        return default_error("fake", r, code="BUSY", retryable=True)
 
     script = Script(status(400), ok)
     transport = make(script, VirtualClock())
-    transport.error_parser = parser
+    transport.transport.error_parser = parser
     assert (await transport.send(UNSAFE)).status_code == 201
     assert script.calls == 2
 
 
-IDEMPOTENT_CREATE = Request("POST", "/invoices", json={"idempotency_key": "k-1"}, reference="k-1",
+IDEMPOTENT_CREATE = Request("POST", "/invoices", json={"idempotency_key": "k-1"}, reference="k-1", idempotent=True,
                             how_to_check="send it again with the same key")  # fmt: skip
 
 
@@ -226,9 +252,9 @@ async def test_logs_carry_metadata_but_no_headers_or_body(caplog: pytest.LogCapt
         seen.append(request)
         return ok(request)
 
-    transport = make(Script(status(503), record), VirtualClock())
-    transport._headers["authorization"] = "Bearer sk_test_SECRET"
-    await transport.send(Request("POST", "/bills", json={"card": "SECRET-BODY"}))
+    transport = Wire(Script(status(503), record), VirtualClock(), None, "async",
+                     headers={"authorization": "Bearer sk_test_SECRET"})  # fmt: skip
+    await transport.send(Request("POST", "/bills", json={"card": "SECRET-BODY"}, idempotent=True))
     text = caplog.text
     assert "POST /bills" in text and "503" in text and "req-9" in text
     assert "SECRET" not in text
@@ -277,24 +303,22 @@ def test_parse_retry_after_never_raises(text: str) -> None:
 
 async def test_provider_can_forbid_a_retry_even_on_429() -> None:
     def parser(r: Response) -> APIError:
-        err = default_error("fake", r, code="HOURLY")
-        err.retryable = False
-        return err
+        return default_error("fake", r, code="HOURLY", retryable=False)
 
     script = Script(status(429), ok)
     transport = make(script, VirtualClock())
-    transport.error_parser = parser
+    transport.transport.error_parser = parser
     with pytest.raises(RateLimitError):
         await transport.send(SAFE)
     assert script.calls == 1
 
 
-async def test_copies_share_the_in_flight_limiter() -> None:
-    transport = make(Script(ok), VirtualClock())
-    transport._max_in_flight = 1
-    twin = transport.with_retry(RetryPolicy.none())
-    await twin.send(SAFE)
-    assert transport._limiter and transport._limiter is twin._limiter
+async def test_copies_share_the_in_flight_limiter(driver: str) -> None:
+    wire = Wire(Script(ok), VirtualClock(), None, driver, max_in_flight=1)
+    twin = wire.io.with_retry(RetryPolicy.none())
+    flow = wire.transport.send(SAFE)
+    assert (twin.run(flow) if isinstance(twin, SyncIO) else await twin.run(flow)).status_code == 201
+    assert wire.io._limiter and wire.io._limiter is twin._limiter
 
 
 async def test_a_body_that_is_not_json_is_an_api_error_not_a_value_error() -> None:

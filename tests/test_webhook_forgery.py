@@ -133,9 +133,10 @@ class Facturapi:
 
 @pytest.fixture
 async def fa() -> AsyncIterator[Facturapi]:
-    clock = VirtualClock(wall_start=WALL_START)
+    clock = VirtualClock(wall_start=WALL_START, autojump=False)  # time moves only when the test says
     box = FacturapiSandbox(clock)
-    async with billkit.AsyncClient("facturapi", sandbox=box) as client:
+    # webhooks first, polling as the safety net: the operations are still pending when their events arrive
+    async with billkit.AsyncClient("facturapi", sandbox=box, poll=billkit.PollPolicy(first_delay=60)) as client:
         got = await deliver(client, box, clock)
         verifiers: dict[str, Verify] = {
             "webhooks.verify": fa_webhooks.verify,
@@ -458,9 +459,10 @@ def basic(credentials: str | bytes) -> str:
 
 @pytest.fixture
 async def ae() -> AsyncIterator[AcceptEasy]:
-    clock = VirtualClock(wall_start=WALL_START)
+    clock = VirtualClock(wall_start=WALL_START, autojump=False)  # time moves only when the test says
     box = AcceptEasySandbox(clock)
-    async with billkit.AsyncClient("accepteasy", sandbox=box) as client:
+    # webhooks first, polling as the safety net: the operation is still pending when its notification arrives
+    async with billkit.AsyncClient("accepteasy", sandbox=box, poll=billkit.PollPolicy(first_delay=60)) as client:
         await client.submit(
             Bill(reference="LI-748925", description="Insurance deductible", total=Money("12.95", "EUR"))
         )

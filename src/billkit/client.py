@@ -1,34 +1,46 @@
 """The provider-agnostic clients (:class:`AsyncClient`, :class:`Client`) and the adapter protocol.
 
-An adapter (``billkit.providers.<name>.client``) subclasses :class:`Adapter`: it declares its credentials,
-base URL, capabilities and error parser, and implements create / submit / submit_many / get / poll with the
-shared :class:`~billkit.transport.Transport`. The clients here do everything else once: configuration,
-credentials from the environment, sandboxes, operations, tokens, webhooks and the blocking twin.
+An adapter (``billkit.providers.<name>.client``) subclasses :class:`Adapter`: it declares its credentials, base URL,
+capabilities and error parser, and writes create / submit / submit_many / get / poll as **flows** (see
+:mod:`billkit.flows`) over the shared :class:`~billkit.transport.Transport`. Each flow is written once; the two
+clients here only run it:
+
+* :class:`AsyncClient` runs flows on ``httpx.AsyncClient`` and polls with an :class:`~billkit.operations.AsyncPoller`
+  (a background task);
+* :class:`Client` runs them on ``httpx.Client`` in the calling thread and polls with a
+  :class:`~billkit.operations.ThreadPoller` (a background thread). No event loop, no portal thread; safe to share
+  between threads and to keep across ``fork()``.
+
+What both do once, in :class:`_Base`: configuration, credentials from the environment, sandboxes, composing bulks,
+tokens, ``wait_for`` and webhooks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from billkit.clock import Clock, SystemClock
 from billkit.errors import (
     BillkitError,
+    ClientClosedError,
     ConfigurationError,
     OperationFailed,
     TokenError,
     UnsupportedFeatureError,
 )
+from billkit.flows import AsyncIO, Flow, Native, SyncIO, on_fork
 from billkit.models import Bill, BillStatus, BulkResult
 from billkit.operations import (
-    PORTAL,
+    AsyncPoller,
     BlockingBulkOperation,
     BlockingOperation,
     BulkOperation,
@@ -37,19 +49,27 @@ from billkit.operations import (
     PollResult,
     Scheduler,
     Started,
+    ThreadPoller,
     _Core,
     decode_token,
 )
-from billkit.transport import Response, RetryPolicy, Timeouts, Transport
+from billkit.transport import DEFAULT_MAX_RESPONSE_BYTES, Response, RetryPolicy, Timeouts, Transport
 
 if TYPE_CHECKING:
-    import anyio.from_thread
-
     from billkit.sandboxing import Faults, Sandbox
 
-__all__ = ["PROVIDERS", "Adapter", "AdapterContext", "AsyncClient", "Capabilities", "Client", "Credential", "Secret"]
-
-T = TypeVar("T")
+__all__ = [
+    "PROVIDERS",
+    "Adapter",
+    "AdapterContext",
+    "AsyncClient",
+    "BulkResult",
+    "Capabilities",
+    "Client",
+    "Credential",
+    "Secret",
+    "adapter_class",
+]
 
 #: provider name -> "module:AdapterClass"; imported on first use so importing billkit stays light.
 PROVIDERS: dict[str, str] = {
@@ -58,6 +78,7 @@ PROVIDERS: dict[str, str] = {
     "facturapi": "billkit.providers.facturapi.client:FacturapiAdapter",
 }
 _ALIASES = {"bill": "billcom", "bill.com": "billcom"}
+USER_AGENT = "billkit/0.1"
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,8 @@ class Secret:
 
 @dataclass
 class AdapterContext:
-    """What an adapter gets from the client: the transport, the clock, the credentials, the policies."""
+    """What an adapter gets from its client: the transport, the clock, the credentials, the policies, and whether
+    its flows run on the blocking driver (``blocking``: for the locks it makes, see :func:`billkit.flows.new_lock`)."""
 
     provider: str
     transport: Transport
@@ -128,6 +150,7 @@ class AdapterContext:
     credentials: Mapping[str, Secret | str | None]
     poll: PollPolicy
     sandbox: Sandbox | None = None
+    blocking: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def secret(self, name: str) -> str:
@@ -142,7 +165,7 @@ class AdapterContext:
 
 
 class Adapter(ABC):
-    """The provider protocol: what one provider supplies. Translates; does not re-implement machinery."""
+    """The provider protocol: what one provider supplies, as flows. Translates; does not re-implement machinery."""
 
     name: ClassVar[str]
     credentials: ClassVar[tuple[Credential, ...]]
@@ -173,30 +196,26 @@ class Adapter(ABC):
     def make_sandbox(cls, clock: Clock | None = None, faults: Faults | None = None) -> Sandbox:
         """A fresh in-process sandbox of this provider."""
 
-    # -- the common operations -------------------------------------------------------------------------
+    # -- the common operations, as flows -----------------------------------------------------------------
     @abstractmethod
-    async def create(self, bill: Bill) -> Bill:
+    def create(self, bill: Bill) -> Flow[Bill]:
         """One request; the provider's answer as a Bill (possibly PENDING)."""
 
     @abstractmethod
-    async def submit(self, bill: Bill) -> Started:
+    def submit(self, bill: Bill) -> Flow[Started]:
         """Start work the provider finishes later; the operation is then polled with :meth:`poll`."""
 
     @abstractmethod
-    async def submit_many(self, bills: Sequence[Bill]) -> Started | Sequence[Started | BillkitError]:
+    def submit_many(self, bills: Sequence[Bill]) -> Flow[Started | Sequence[Started | BillkitError]]:
         """A native bulk (one Started) or one Started / error per input (composed into one BulkOperation)."""
 
     @abstractmethod
-    async def get(self, provider_id: str) -> Bill:
+    def get(self, provider_id: str) -> Flow[Bill]:
         """Read one bill."""
 
     @abstractmethod
-    async def poll(self, kind: str, state: Mapping[str, Any]) -> PollResult:
+    def poll(self, kind: str, state: Mapping[str, Any]) -> Flow[PollResult]:
         """One status read of an operation of this adapter's ``kind`` with its token ``state``."""
-
-    async def poll_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> Sequence[PollResult] | None:
-        """Answer many operations with one read when the provider can; ``None`` means poll one by one."""
-        return None
 
     def webhook_updates(self, event: Any) -> list[tuple[str, PollResult]]:
         """The operations a verified webhook event finishes or advances: ``(operation id, result)`` pairs."""
@@ -206,17 +225,20 @@ class Adapter(ABC):
         """Verify and parse a webhook request; raise WebhookVerificationError when it does not verify."""
         raise UnsupportedFeatureError(self.name, "webhooks")
 
-    @property
-    def native(self) -> Any:
-        """The provider's own typed client."""
+    def native_client(self, io: AsyncIO | SyncIO) -> Native[Any]:
+        """The provider's own typed client, run by ``io`` (the client's driver)."""
         raise UnsupportedFeatureError(self.name, "native client")
 
-    async def aclose(self) -> None:
+    def close(self) -> Flow[None]:
         """Release provider resources (BILL logs out)."""
+        return
+        yield
 
 
 def adapter_class(provider: str) -> type[Adapter]:
     """The adapter class registered for ``provider`` (imported lazily)."""
+    if not isinstance(provider, str):
+        raise ConfigurationError(f"a provider is named by a string, not {type(provider).__name__}")
     key = _ALIASES.get(provider.lower(), provider.lower())
     target = PROVIDERS.get(key)
     if target is None:
@@ -233,10 +255,245 @@ def adapter_class(provider: str) -> type[Adapter]:
     return cls
 
 
-_UNSET: Any = object()
+def _watch(adapter: Adapter, provider: str, state: Mapping[str, Any]) -> Flow[PollResult]:
+    """The status read of a ``wait_for`` operation: the bill, against the statuses awaited."""
+    bill = yield from adapter.get(str(state["id"]))
+    until = {BillStatus(s) for s in state["until"]}
+    if bill.status in until:
+        return PollResult(status=bill.status, provider_status=bill.provider_status, done=True, value=bill)
+    if bill.status is not None and bill.status.is_final:
+        err = OperationFailed(
+            f"bill {bill.provider_id} reached {bill.status.value} and can no longer reach "
+            f"{sorted(s.value for s in until)}",
+            provider=provider,
+            status=bill.status.value,
+            provider_status=bill.provider_status,
+            operation_id=bill.provider_id,
+        )
+        return PollResult(status=bill.status, provider_status=bill.provider_status, done=True, error=err)
+    return PollResult(status=bill.status, provider_status=bill.provider_status)
 
 
-class AsyncClient:
+def _bulk_id(children: Sequence[_Core | BillkitError]) -> str:
+    ids = [c.id for c in children if isinstance(c, _Core)]
+    return "bulk:" + (ids[0] if ids else "failed") + f":{len(children)}"
+
+
+class _Base:
+    """What both clients share: configuration and every step that does no I/O."""
+
+    provider: str
+    sandbox: Sandbox | None
+    clock: Clock
+    retry: RetryPolicy
+    poll_policy: PollPolicy
+    _adapter_cls: type[Adapter]
+    _adapter: Adapter
+    _transport: Transport
+    _ctx: AdapterContext
+    _scheduler: Scheduler
+    _closed: bool
+
+    def _configure(
+        self,
+        provider: str,
+        *,
+        blocking: bool,
+        base_url: str | None,
+        timeout: float | Timeouts | None,
+        retry: RetryPolicy | None,
+        poll: PollPolicy | None,
+        sandbox: bool | Sandbox | None,
+        clock: Clock | None,
+        max_response_bytes: int,
+        credentials: Mapping[str, str | None],
+    ) -> None:
+        cls = adapter_class(provider)
+        self._adapter_cls = cls
+        self.provider = cls.name
+        box: Sandbox | None = None
+        if sandbox is True:
+            box = cls.make_sandbox(clock=clock)
+        elif sandbox not in (None, False):
+            box = sandbox  # type: ignore[assignment]
+        if box is not None and box.provider != cls.name:
+            raise ConfigurationError(f"sandbox is for {box.provider!r}, not {cls.name!r}")
+        self.sandbox = box
+        self.clock = clock or (box.clock if box is not None else SystemClock())
+        creds = _credentials(cls, credentials, box)
+        self.retry = retry or RetryPolicy()
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+            if timeout <= 0:
+                raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
+            # a number is the whole call's deadline: every attempt and every sleep between them fit in it
+            self.timeouts = Timeouts(connect=min(5.0, timeout), read=timeout, write=timeout, pool=timeout)
+            if self.retry.total_budget > timeout:
+                self.retry = _replace_budget(self.retry, float(timeout))
+        else:
+            self.timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts()
+        self.poll_policy = poll or PollPolicy()
+        url = (
+            base_url
+            or (box.base_url if box is not None else None)
+            or os.environ.get(f"{cls.name.upper()}_BASE_URL")
+            or cls.default_base_url
+        )
+        self._transport = Transport(
+            provider=cls.name,
+            base_url=url,
+            error_parser=cls.parse_error,  # type: ignore[arg-type]
+            clock=self.clock,
+            timeouts=self.timeouts,
+            default_headers={"user-agent": USER_AGENT, "accept": "application/json", **cls.auth_headers(creds)},
+            request_id_header=cls.request_id_header,
+            max_response_bytes=max_response_bytes,
+        )
+        self._ctx = AdapterContext(cls.name, self._transport, self.clock, creds, self.poll_policy, box, blocking)
+        self._adapter = cls(self._ctx)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        mode = "sandbox" if self.sandbox is not None else self._transport.base_url
+        return f"<billkit.{type(self).__name__} {self.provider} {mode}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(f"this {type(self).__name__} is closed; make a new one", provider=self.provider)
+
+    def _poll_flow(self, kind: str, state: Mapping[str, Any]) -> Flow[PollResult]:
+        if kind == "watch":
+            return _watch(self._adapter, self.provider, state)
+        return self._adapter.poll(kind, state)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._adapter_cls.capabilities
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests sent by this client so far, retries included."""
+        return self._transport.stats.requests
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._scheduler
+
+    # -- operations, without I/O ---------------------------------------------------------------------------
+    def _start(self, started: Started, deadline: float | None, total: int | None = None) -> _Core:
+        core = self._scheduler.new_core(started.kind, started.id, started.state, deadline)
+        core.total = started.total or total
+        self._scheduler.start(core, started.first)
+        return core
+
+    def _bulk(
+        self,
+        started: Started | Sequence[Started | BillkitError],
+        count: int,
+        deadline: float | None,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> _Core:
+        if isinstance(started, Started):
+            core = self._start(started, deadline, total=count)
+        else:
+            children: list[_Core | BillkitError] = [
+                s if isinstance(s, BillkitError) else self._start(s, deadline) for s in started
+            ]
+            if len(children) != count:
+                raise AssertionError("adapter returned a result count different from the input count")
+            core = self._scheduler.composite(_bulk_id(children), children, deadline)
+        if on_progress is not None:
+            core.listeners.append(lambda c: on_progress(*(c.progress or (0, count))))
+            if core.done:  # already finished (BILL's synchronous bulk): report once
+                on_progress(count, count)
+        return core
+
+    def _watch_core(self, provider_id: str, until: Sequence[BillStatus] | BillStatus, deadline: float | None) -> _Core:
+        wanted = [until] if isinstance(until, BillStatus) else list(until)
+        if not wanted:
+            raise BillkitError("wait_for needs at least one status", provider=self.provider)
+        state = {"id": provider_id, "until": [s.value for s in wanted]}
+        core = self._scheduler.new_core("watch", provider_id, state, deadline)
+        self._scheduler.start(core)
+        return core
+
+    def _resume_core(self, token: str, deadline: float | None) -> _Core:
+        body = decode_token(token, provider=self.provider)
+        kind, state = body["kind"], body["state"]
+        if kind != "composite":
+            core = self._scheduler.new_core(kind, body["id"], state, deadline)
+            self._scheduler.start(core)
+            return core
+        items = state.get("items")
+        if not isinstance(items, list):
+            raise TokenError("composite token without items")
+        children: list[_Core | BillkitError] = []
+        for item in items:
+            if "error" in item:
+                err = item["error"]
+                children.append(OperationFailed(str(err.get("message")), provider=self.provider))
+            else:
+                child = self._scheduler.new_core(item["kind"], item["id"], item["state"], deadline)
+                self._scheduler.start(child)
+                children.append(child)
+        return self._scheduler.composite(body["id"], children, deadline)
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> Any:
+        """Verify a webhook request (raises WebhookVerificationError) and return the typed event."""
+        return self._adapter.verify_webhook(body, headers, secret)
+
+    def handle_webhook_event(self, event: Any) -> int:
+        """Hand a *verified* event to the pending operations; returns how many it finished or advanced. Their
+        waiters wake at once."""
+        matched = 0
+        for op_id, result in self._adapter.webhook_updates(event):
+            matched += self._scheduler.complete(op_id, result)
+        return matched
+
+    def _derive_fields(self, twin: _Base, retry: RetryPolicy | None, poll: PollPolicy | None) -> None:
+        """The fields a ``with_options`` copy shares (adapter, session, sandbox, pool) and the ones it overrides."""
+        twin._adapter_cls = self._adapter_cls
+        twin.provider = self.provider
+        twin.sandbox = self.sandbox
+        twin.clock = self.clock
+        twin.timeouts = self.timeouts
+        twin.retry = retry or self.retry
+        twin.poll_policy = poll or self.poll_policy
+        twin._transport = self._transport
+        twin._ctx = self._ctx
+        twin._adapter = self._adapter
+        twin._closed = False
+
+
+def _replace_budget(policy: RetryPolicy, budget: float) -> RetryPolicy:
+    from dataclasses import replace
+
+    return replace(policy, total_budget=budget)
+
+
+def _credentials(
+    cls: type[Adapter], given: Mapping[str, str | None], box: Sandbox | None
+) -> dict[str, Secret | str | None]:
+    names = {c.name for c in cls.credentials}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise ConfigurationError(
+            f"{cls.name} does not take {', '.join(unknown)}; its credentials are {', '.join(sorted(names))}"
+        )
+    out: dict[str, Secret | str | None] = {}
+    missing = []
+    defaults = box.credentials if box is not None else {}
+    for cred in cls.credentials:
+        value = given.get(cred.name) or (os.environ.get(cred.env) if box is None else defaults.get(cred.name))
+        if not value and cred.required:
+            missing.append(f"{cred.name} (or the environment variable {cred.env})")
+        out[cred.name] = Secret(value) if (cred.secret and value) else value
+    if missing:
+        raise ConfigurationError(f"{cls.name} needs {', '.join(missing)}", provider=cls.name)
+    return out
+
+
+class AsyncClient(_Base):
     """One provider behind the common model. Use ``async with`` so connections and sessions are closed.
 
     ``AsyncClient("facturapi", api_key=...)``; credentials fall back to environment variables
@@ -256,116 +513,45 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sandbox: bool | Sandbox | None = None,
         clock: Clock | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         **credentials: str | None,
     ) -> None:
-        cls = adapter_class(provider)
-        self._adapter_cls = cls
-        self.provider = cls.name
-        box: Sandbox | None = None
-        if sandbox is True:
-            box = cls.make_sandbox(clock=clock)
-        elif sandbox not in (None, False):
-            box = sandbox  # type: ignore[assignment]
-        if box is not None and box.provider != cls.name:
-            raise ConfigurationError(f"sandbox is for {box.provider!r}, not {cls.name!r}")
-        self.sandbox: Sandbox | None = box
-        self.clock: Clock = clock or (box.clock if box is not None else SystemClock())
-        creds = self._credentials(cls, credentials, box)
-        timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts() if timeout is None else Timeouts(
-            connect=min(5.0, timeout), read=timeout, write=timeout, pool=timeout)  # fmt: skip
-        self.retry = retry or RetryPolicy()
-        self.poll_policy = poll or PollPolicy()
-        self._owns_http = http_client is None
+        self._configure(
+            provider,
+            blocking=False,
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            poll=poll,
+            sandbox=sandbox,
+            clock=clock,
+            max_response_bytes=max_response_bytes,
+            credentials=credentials,
+        )
+        self._owns_http = http_client is None or isinstance(http_client, httpx.Client)
         if isinstance(http_client, httpx.Client):
-            http: httpx.AsyncClient = httpx.AsyncClient(transport=_SyncClientTransport(http_client))
-            self._owns_http = True
+            http = httpx.AsyncClient(transport=_SyncClientTransport(http_client))
         elif http_client is not None:
             http = http_client
         else:
-            if transport is None and box is not None:
-                transport = box
-            http = httpx.AsyncClient(transport=transport, timeout=timeouts.to_httpx(), follow_redirects=False)
-        url = base_url or (box.base_url if box is not None else None) or os.environ.get(
-            f"{cls.name.upper()}_BASE_URL") or cls.default_base_url  # fmt: skip
-        self._transport = Transport(
-            provider=cls.name,
-            base_url=url,
-            error_parser=cls.parse_error,  # type: ignore[arg-type]
-            http_client=http,
-            retry=self.retry,
-            clock=self.clock,
-            default_headers={
-                "user-agent": "billkit/0.1",
-                "accept": "application/json",
-                **cls.auth_headers(creds),
-            },
-            request_id_header=cls.request_id_header,
-            max_in_flight=cls.max_in_flight,
-        )
-        self._ctx = AdapterContext(cls.name, self._transport, self.clock, creds, self.poll_policy, box)
-        self._adapter = cls(self._ctx)
+            if transport is None and self.sandbox is not None:
+                transport = self.sandbox
+            http = httpx.AsyncClient(transport=transport, timeout=self.timeouts.to_httpx(), follow_redirects=False)
+        self._http = http
+        self._io = AsyncIO(http, self.clock, self.retry, self._adapter_cls.max_in_flight)
         self._scheduler = self._new_scheduler(self.poll_policy)
-        self._closed = False
+        self._owns_scheduler = True
+        self._owns_adapter = True
+        self._native: Native[Any] | None = None
 
-    def _new_scheduler(self, policy: PollPolicy) -> Scheduler:
-        read_transport = self._transport.with_retry(policy.read_retry)
-        ctx = AdapterContext(self.provider, read_transport, self.clock, self._ctx.credentials, policy, self.sandbox,
-                             self._ctx.extra)  # fmt: skip
-        reader = type(self._adapter)(ctx) if self._shares_state_safely() else self._adapter
-        return Scheduler(provider=self.provider, poll=self._make_poll(reader), clock=self.clock, policy=policy,
-                         batch_poll=reader.poll_many)  # fmt: skip
-
-    def _shares_state_safely(self) -> bool:
-        # adapters with session state (BILL) must poll through the same instance so one session is shared
-        return not getattr(self._adapter_cls, "stateful", False)
-
-    def _make_poll(self, reader: Adapter) -> Callable[[str, Mapping[str, Any]], Any]:
-        async def poll(kind: str, state: Mapping[str, Any]) -> PollResult:
-            if kind == "watch":
-                return await self._poll_watch(reader, state)
-            return await reader.poll(kind, state)
-
-        return poll
-
-    async def _poll_watch(self, reader: Adapter, state: Mapping[str, Any]) -> PollResult:
-        bill = await reader.get(str(state["id"]))
-        until = {BillStatus(s) for s in state["until"]}
-        if bill.status in until:
-            return PollResult(status=bill.status, provider_status=bill.provider_status, done=True, value=bill)
-        if bill.status is not None and bill.status.is_final:
-            err = OperationFailed(
-                f"bill {bill.provider_id} reached {bill.status.value} and can no longer reach "
-                f"{sorted(s.value for s in until)}", provider=self.provider, status=bill.status.value,
-                provider_status=bill.provider_status, operation_id=bill.provider_id)  # fmt: skip
-            return PollResult(status=bill.status, provider_status=bill.provider_status, done=True, error=err)
-        return PollResult(status=bill.status, provider_status=bill.provider_status)
-
-    @staticmethod
-    def _credentials(
-        cls: type[Adapter], given: Mapping[str, str | None], box: Sandbox | None
-    ) -> dict[str, Secret | str | None]:
-        names = {c.name for c in cls.credentials}
-        unknown = sorted(set(given) - names)
-        if unknown:
-            raise ConfigurationError(
-                f"{cls.name} does not take {', '.join(unknown)}; its credentials are {', '.join(sorted(names))}"
-            )
-        out: dict[str, Secret | str | None] = {}
-        missing = []
-        defaults = box.credentials if box is not None else {}
-        for cred in cls.credentials:
-            value = given.get(cred.name) or os.environ.get(cred.env) if box is None else (
-                given.get(cred.name) or defaults.get(cred.name))  # fmt: skip
-            if not value and cred.required:
-                missing.append(f"{cred.name} (or the environment variable {cred.env})")
-            out[cred.name] = Secret(value) if (cred.secret and value) else value
-        if missing:
-            raise ConfigurationError(f"{cls.name} needs {', '.join(missing)}", provider=cls.name)
-        return out
-
-    def __repr__(self) -> str:
-        mode = "sandbox" if self.sandbox is not None else self._transport.base_url
-        return f"<billkit.AsyncClient {self.provider} {mode}>"
+    def _new_scheduler(self, policy: PollPolicy) -> AsyncPoller:
+        return AsyncPoller(
+            provider=self.provider,
+            poll=self._poll_flow,
+            clock=self.clock,
+            policy=policy,
+            io=self._io.with_retry(policy.read_retry),
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def __aenter__(self) -> AsyncClient:
@@ -375,59 +561,61 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Log out where the provider has sessions, and close the HTTP client if billkit created it."""
+        """End every pending operation (OperationCancelled), log out where the provider has sessions, and close
+        the HTTP client if billkit created it. Awaiting an operation of a closed client raises at once."""
         if self._closed:
             return
         self._closed = True
         try:
-            await self._adapter.aclose()
+            if self._owns_scheduler:
+                assert isinstance(self._scheduler, AsyncPoller)
+                await self._scheduler.aclose()
+            if self._owns_adapter:
+                with contextlib.suppress(BillkitError):  # best effort: a session left expires by itself
+                    await self._io.run(self._adapter.close())
         finally:
             if self._owns_http:
-                await self._transport.http.aclose()
+                await self._http.aclose()
 
     def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> AsyncClient:
         """A copy with other policies that shares the connection pool, session and sandbox (close the original)."""
-        twin = object.__new__(AsyncClient)
-        twin.__dict__.update(self.__dict__)
+        self._check_open()
+        twin = AsyncClient.__new__(AsyncClient)
+        self._derive_fields(twin, retry, poll)
+        twin._http = self._http
         twin._owns_http = False
-        twin.retry = retry or self.retry
-        twin.poll_policy = poll or self.poll_policy
-        twin._transport = self._transport.with_retry(twin.retry)
-        twin._ctx = AdapterContext(self.provider, twin._transport, self.clock, self._ctx.credentials, twin.poll_policy,
-                                   self.sandbox, self._ctx.extra)  # fmt: skip
-        twin._adapter = self._adapter if not self._shares_state_safely() else self._adapter_cls(twin._ctx)
-        twin._scheduler = twin._new_scheduler(twin.poll_policy) if poll is not None else self._scheduler
+        twin._owns_adapter = False
+        twin._io = self._io.with_retry(twin.retry)
+        twin._native = None
+        if poll is not None:
+            twin._scheduler = twin._new_scheduler(twin.poll_policy)
+            twin._owns_scheduler = True
+        else:
+            twin._scheduler = self._scheduler
+            twin._owns_scheduler = False
         return twin
 
     # -- the common surface ----------------------------------------------------------------------------
     @property
-    def capabilities(self) -> Capabilities:
-        return self._adapter_cls.capabilities
-
-    @property
     def native(self) -> Any:
-        """The provider's own typed client (cancel, downloads, search, vendors, ...)."""
-        return self._adapter.native
-
-    @property
-    def requests_made(self) -> int:
-        """HTTP requests sent by this client so far, retries included."""
-        return self._transport.stats.requests
-
-    @property
-    def scheduler(self) -> Scheduler:
-        return self._scheduler
+        """The provider's own typed client (cancel, downloads, search, vendors, ...); its methods are awaitable."""
+        if self._native is None:
+            self._native = self._adapter.native_client(self._io)
+        return self._native
 
     async def create(self, bill: Bill) -> Bill:
         """Create ``bill`` with one request; the answer may be PENDING."""
-        return await self._adapter.create(bill)
+        self._check_open()
+        return await self._io.run(self._adapter.create(bill))
 
     async def get(self, provider_id: str) -> Bill:
-        return await self._adapter.get(provider_id)
+        self._check_open()
+        return await self._io.run(self._adapter.get(provider_id))
 
     async def submit(self, bill: Bill, *, deadline: float | None = None) -> Operation[Bill]:
         """Start creating ``bill``; the operation resolves when the provider is done with it."""
-        started = await self._adapter.submit(bill)
+        self._check_open()
+        started = await self._io.run(self._adapter.submit(bill))
         return Operation(self._start(started, deadline))
 
     async def submit_and_wait(self, bill: Bill, *, timeout: float | None = None) -> Bill:
@@ -443,94 +631,38 @@ class AsyncClient:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> BulkOperation:
         """Submit many bills; ``await`` the operation for a BulkResult with one item per input, in order."""
+        self._check_open()
         bills = list(bills)
         if not bills:
             raise BillkitError("submit_many needs at least one bill", provider=self.provider)
-        started = await self._adapter.submit_many(bills)
-        if isinstance(started, Started):
-            core = self._start(started, deadline, total=len(bills))
-        else:
-            children: list[_Core | BillkitError] = [
-                s if isinstance(s, BillkitError) else self._start(s, deadline) for s in started
-            ]
-            if len(children) != len(bills):
-                raise AssertionError("adapter returned a result count different from the input count")
-            core = self._scheduler.composite(_bulk_id(children), children, deadline)
-        if on_progress is not None:
-            core.listeners.append(lambda c: on_progress(*(c.progress or (0, len(bills)))))
-            if core.done:  # already finished (BILL's synchronous bulk): report once
-                on_progress(len(bills), len(bills))
-        return BulkOperation(core)
-
-    def _start(self, started: Started, deadline: float | None, total: int | None = None) -> _Core:
-        core = self._scheduler.new_core(started.kind, started.id, started.state, deadline)
-        core.total = started.total or total
-        self._scheduler.start(core, started.first)
-        return core
+        started = await self._io.run(self._adapter.submit_many(bills))
+        return BulkOperation(self._bulk(started, len(bills), deadline, on_progress))
 
     async def wait_for(
-        self, provider_id: str, *, until: Sequence[BillStatus] | BillStatus = BillStatus.PAID,
+        self,
+        provider_id: str,
+        *,
+        until: Sequence[BillStatus] | BillStatus = BillStatus.PAID,
         deadline: float | None = None,
-    ) -> Operation[Bill]:  # fmt: skip
+    ) -> Operation[Bill]:
         """An operation over an existing bill that resolves when it reaches one of ``until``.
 
         A bill that reaches another final status (VOID, FAILED, or PAID when not awaited) fails the operation.
         """
-        wanted = [until] if isinstance(until, BillStatus) else list(until)
-        if not wanted:
-            raise BillkitError("wait_for needs at least one status", provider=self.provider)
-        state = {"id": provider_id, "until": [s.value for s in wanted]}
-        core = self._scheduler.new_core("watch", provider_id, state, deadline)
-        self._scheduler.start(core)
-        return Operation(core)
+        self._check_open()
+        return Operation(self._watch_core(provider_id, until, deadline))
 
     async def resume(self, token: str, *, deadline: float | None = None) -> Operation[Any]:
         """Rebuild an operation from its token (in this or another process) with a fresh deadline."""
-        body = decode_token(token, provider=self.provider)
-        return self._resume_body(body, deadline)
-
-    def _resume_body(self, body: Mapping[str, Any], deadline: float | None) -> Operation[Any]:
-        kind, state = body["kind"], body["state"]
-        if kind == "composite":
-            items = state.get("items")
-            if not isinstance(items, list):
-                raise TokenError("composite token without items")
-            children: list[_Core | BillkitError] = []
-            for item in items:
-                if "error" in item:
-                    err = item["error"]
-                    children.append(OperationFailed(str(err.get("message")), provider=self.provider))
-                else:
-                    child = self._scheduler.new_core(item["kind"], item["id"], item["state"], deadline)
-                    self._scheduler.start(child)
-                    children.append(child)
-            return BulkOperation(self._scheduler.composite(body["id"], children, deadline))
-        core = self._scheduler.new_core(kind, body["id"], state, deadline)
-        self._scheduler.start(core)
-        if kind.startswith("bulk"):
+        self._check_open()
+        core = self._resume_core(token, deadline)
+        if core.kind == "composite" or core.kind.startswith("bulk"):
             return BulkOperation(core)
         return Operation(core)
 
-    # -- webhooks ----------------------------------------------------------------------------------------
-    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> Any:
-        """Verify a webhook request (raises WebhookVerificationError) and return the typed event."""
-        return self._adapter.verify_webhook(body, headers, secret)
-
-    def handle_webhook_event(self, event: Any) -> int:
-        """Hand a *verified* event to the pending operations; returns how many it finished or advanced."""
-        matched = 0
-        for op_id, result in self._adapter.webhook_updates(event):
-            matched += self._scheduler.complete(op_id, result)
-        return matched
-
-
-def _bulk_id(children: Sequence[_Core | BillkitError]) -> str:
-    ids = [c.id for c in children if isinstance(c, _Core)]
-    return "bulk:" + (ids[0] if ids else "failed") + f":{len(children)}"
-
 
 class _SyncClientTransport(httpx.AsyncBaseTransport):
-    """Lets a caller's ``httpx.Client`` serve the async core (each request runs in a worker thread)."""
+    """Lets a caller's ``httpx.Client`` serve an AsyncClient (each request runs in a worker thread)."""
 
     def __init__(self, client: httpx.Client) -> None:
         self._client = client
@@ -544,25 +676,76 @@ class _SyncClientTransport(httpx.AsyncBaseTransport):
         return httpx.Response(response.status_code, headers=response.headers, content=response.content)
 
 
-class Client:
-    """The blocking twin of :class:`AsyncClient`: the same core, driven from a shared event-loop thread.
+class Client(_Base):
+    """The blocking twin of :class:`AsyncClient`: the same flows, run in the calling thread on ``httpx.Client``.
 
     ``with billkit.Client("accepteasy", key_name=..., key=...) as client: client.submit(bill).result()``
+
+    Share one client between threads freely. After ``os.fork()`` (gunicorn ``--preload``, Celery prefork) a client
+    made in the parent keeps working in the child: its connection pool, locks and poller are made anew there.
     """
 
-    def __init__(self, provider: str, **kwargs: Any) -> None:
-        self._portal = PORTAL.acquire()
-        try:
-            self._async: AsyncClient = self._portal.call(lambda: _build(provider, kwargs))
-        except BaseException:
-            PORTAL.release()
-            raise
-        self.provider = self._async.provider
-        self._closed = False
+    def __init__(
+        self,
+        provider: str,
+        *,
+        base_url: str | None = None,
+        timeout: float | Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sandbox: bool | Sandbox | None = None,
+        clock: Clock | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        **credentials: str | None,
+    ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise ConfigurationError(
+                "the blocking Client takes an httpx.Client (use AsyncClient for an httpx.AsyncClient)"
+            )
+        self._configure(
+            provider,
+            blocking=True,
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            poll=poll,
+            sandbox=sandbox,
+            clock=clock,
+            max_response_bytes=max_response_bytes,
+            credentials=credentials,
+        )
+        self._owns_http = http_client is None
+        if transport is None and self.sandbox is not None:
+            transport = self.sandbox
+        self._http_transport = transport
+        http = http_client if http_client is not None else self._new_http()
+        self._io = SyncIO(http, self.clock, self.retry, self._adapter_cls.max_in_flight)
+        self._scheduler = self._new_scheduler(self.poll_policy)
+        self._owns_scheduler = True
+        self._owns_adapter = True
+        self._native: Native[Any] | None = None
+        on_fork(self, Client._after_fork)
 
-    def __repr__(self) -> str:
-        return repr(self._async).replace("AsyncClient", "Client")
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(transport=self._http_transport, timeout=self.timeouts.to_httpx(), follow_redirects=False)
 
+    def _after_fork(self) -> None:
+        # the parent's pool (its sockets and locks) is not this process's to use
+        if self._owns_http and not self._closed:
+            self._io.replace_http(self._new_http())
+
+    def _new_scheduler(self, policy: PollPolicy) -> ThreadPoller:
+        return ThreadPoller(
+            provider=self.provider,
+            poll=self._poll_flow,
+            clock=self.clock,
+            policy=policy,
+            io=self._io.with_retry(policy.read_retry),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> Client:
         return self
 
@@ -570,111 +753,92 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """End every pending operation (OperationCancelled), log out where the provider has sessions, and close
+        the HTTP client if billkit created it."""
         if self._closed:
             return
         self._closed = True
         try:
-            self._portal.call(self._async.aclose)
+            if self._owns_scheduler:
+                assert isinstance(self._scheduler, ThreadPoller)
+                self._scheduler.shutdown()
+            if self._owns_adapter:
+                with contextlib.suppress(BillkitError):  # best effort: a session left expires by itself
+                    self._io.run(self._adapter.close())
         finally:
-            PORTAL.release()
+            if self._owns_http:
+                self._io.http.close()
 
-    @property
-    def async_client(self) -> AsyncClient:
-        return self._async
+    def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> Client:
+        """A copy with other policies that shares the connection pool, session and sandbox (close the original)."""
+        self._check_open()
+        twin = Client.__new__(Client)
+        self._derive_fields(twin, retry, poll)
+        twin._http_transport = self._http_transport
+        twin._owns_http = False
+        twin._owns_adapter = False
+        twin._io = self._io.with_retry(twin.retry)
+        twin._native = None
+        if poll is not None:
+            twin._scheduler = twin._new_scheduler(twin.poll_policy)
+            twin._owns_scheduler = True
+        else:
+            twin._scheduler = self._scheduler
+            twin._owns_scheduler = False
+        return twin
 
-    @property
-    def sandbox(self) -> Sandbox | None:
-        return self._async.sandbox
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._async.capabilities
-
+    # -- the common surface ----------------------------------------------------------------------------
     @property
     def native(self) -> Any:
-        """The provider's native client, with blocking methods."""
-        return _BlockingProxy(self._async.native, self._portal)
-
-    @property
-    def requests_made(self) -> int:
-        return self._async.requests_made
+        """The provider's native client, with blocking methods (listings come back as lists). The same object on
+        every access, so settings made on it stay."""
+        if self._native is None:
+            self._native = self._adapter.native_client(self._io)
+        return self._native
 
     def create(self, bill: Bill) -> Bill:
-        return self._portal.call(self._async.create, bill)
+        self._check_open()
+        return self._io.run(self._adapter.create(bill))
 
     def get(self, provider_id: str) -> Bill:
-        return self._portal.call(self._async.get, provider_id)
+        self._check_open()
+        return self._io.run(self._adapter.get(provider_id))
 
     def submit(self, bill: Bill, *, deadline: float | None = None) -> BlockingOperation[Bill]:
-        op = self._portal.call(lambda: self._async.submit(bill, deadline=deadline))
-        return BlockingOperation(op, self._portal)
+        self._check_open()
+        started = self._io.run(self._adapter.submit(bill))
+        return BlockingOperation(self._start(started, deadline))
 
     def submit_and_wait(self, bill: Bill, *, timeout: float | None = None) -> Bill:
-        return self._portal.call(lambda: self._async.submit_and_wait(bill, timeout=timeout))
+        return self.submit(bill, deadline=timeout).result()
 
     def submit_many(
-        self, bills: Sequence[Bill], *, deadline: float | None = None,
+        self,
+        bills: Sequence[Bill],
+        *,
+        deadline: float | None = None,
         on_progress: Callable[[int, int], None] | None = None,
-    ) -> BlockingBulkOperation:  # fmt: skip
-        op = self._portal.call(lambda: self._async.submit_many(bills, deadline=deadline, on_progress=on_progress))
-        return BlockingBulkOperation(op, self._portal)
+    ) -> BlockingBulkOperation:
+        self._check_open()
+        bills = list(bills)
+        if not bills:
+            raise BillkitError("submit_many needs at least one bill", provider=self.provider)
+        started = self._io.run(self._adapter.submit_many(bills))
+        return BlockingBulkOperation(self._bulk(started, len(bills), deadline, on_progress))
 
     def wait_for(
-        self, provider_id: str, *, until: Sequence[BillStatus] | BillStatus = BillStatus.PAID,
+        self,
+        provider_id: str,
+        *,
+        until: Sequence[BillStatus] | BillStatus = BillStatus.PAID,
         deadline: float | None = None,
-    ) -> BlockingOperation[Bill]:  # fmt: skip
-        op = self._portal.call(lambda: self._async.wait_for(provider_id, until=until, deadline=deadline))
-        return BlockingOperation(op, self._portal)
+    ) -> BlockingOperation[Bill]:
+        self._check_open()
+        return BlockingOperation(self._watch_core(provider_id, until, deadline))
 
     def resume(self, token: str, *, deadline: float | None = None) -> BlockingOperation[Any]:
-        op = self._portal.call(lambda: self._async.resume(token, deadline=deadline))
-        if isinstance(op, BulkOperation):
-            return BlockingBulkOperation(op, self._portal)
-        return BlockingOperation(op, self._portal)
-
-    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> Any:
-        return self._async.verify_webhook(body, headers, secret)
-
-    def handle_webhook_event(self, event: Any) -> int:
-        return self._portal.call(lambda: _sync_value(self._async.handle_webhook_event(event)))
-
-
-async def _build(provider: str, kwargs: Mapping[str, Any]) -> AsyncClient:
-    return AsyncClient(provider, **kwargs)
-
-
-async def _sync_value(value: T) -> T:
-    return value
-
-
-class _BlockingProxy:
-    """Wraps a native async client so each coroutine method blocks (iterators are drained to lists)."""
-
-    def __init__(self, target: Any, portal: anyio.from_thread.BlockingPortal) -> None:
-        self._target = target
-        self._portal = portal
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            async def run() -> Any:
-                result = attr(*args, **kwargs)
-                if hasattr(result, "__aiter__"):
-                    return [item async for item in result]
-                if hasattr(result, "__await__"):
-                    return await result
-                return result
-
-            return self._portal.call(run)
-
-        return call
-
-    def __repr__(self) -> str:
-        return f"<blocking {self._target!r}>"
-
-
-__all__ += ["BulkResult", "adapter_class"]
-_ = _UNSET
+        self._check_open()
+        core = self._resume_core(token, deadline)
+        if core.kind == "composite" or core.kind.startswith("bulk"):
+            return BlockingBulkOperation(core)
+        return BlockingOperation(core)

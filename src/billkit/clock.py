@@ -4,7 +4,9 @@
 polling, backoff and the sandboxes' background jobs on virtual time: with ``autojump=True`` (the default)
 time jumps to the next sleeper as soon as every task is waiting on the clock, so an hour of polling takes
 milliseconds; with ``autojump=False`` a test moves time itself with :meth:`VirtualClock.advance`.
-Both work under asyncio and trio (through anyio).
+Both work under asyncio and trio (through anyio), and in blocking code (``sleep_sync``, ``wait_sync``): there a
+virtual clock with ``autojump=True`` jumps as soon as a thread sleeps on it, and one with ``autojump=False``
+moves only with :meth:`VirtualClock.advance_sync` (or :meth:`VirtualClock.advance`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import threading
 import time
 from typing import Protocol, runtime_checkable
 
 import anyio
+
+from billkit.flows import on_fork
 
 __all__ = ["Clock", "SystemClock", "VirtualClock"]
 
@@ -38,6 +43,14 @@ class Clock(Protocol):
         """Sleep until ``deadline`` (on the ``now()`` scale), or until ``wake`` is set, whichever is first."""
         ...
 
+    def sleep_sync(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds``."""
+        ...
+
+    def wait_sync(self, condition: threading.Condition, deadline: float | None) -> None:
+        """``condition.wait()`` (the caller holds it) until notified or ``deadline`` on the ``now()`` scale."""
+        ...
+
 
 class SystemClock:
     """Real time: ``time.monotonic`` and anyio sleeps."""
@@ -58,6 +71,12 @@ class SystemClock:
             return
         with anyio.move_on_after(delay):
             await wake.wait()
+
+    def sleep_sync(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    def wait_sync(self, condition: threading.Condition, deadline: float | None) -> None:
+        condition.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -93,6 +112,23 @@ class VirtualClock:
         self._activity = 0
         self._settle = settle_checkpoints
         self.sleeps = 0  #: how many sleeps were requested (for tests and benchmarks)
+        self._thread_lock = threading.Lock()  # blocking code moves time from several threads
+        self._blocked: set[threading.Condition] = set()  # threads waiting for advance_sync (autojump=False)
+        on_fork(self, VirtualClock._after_fork)
+
+    def _after_fork(self) -> None:
+        self._thread_lock = threading.Lock()
+        self._blocked = set()
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_thread_lock"], state["_blocked"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._after_fork()
+        on_fork(self, VirtualClock._after_fork)
 
     def now(self) -> float:
         return self._now
@@ -160,8 +196,61 @@ class VirtualClock:
                 await anyio.lowlevel.checkpoint()
         self._now = max(self._now, target)
         self._activity += 1
+        self._notify_blocked()
         for _ in range(self._settle):
             await anyio.lowlevel.checkpoint()
+
+    # -- blocking code ------------------------------------------------------------------------------------
+    def _jump_to(self, target: float) -> None:
+        with self._thread_lock:
+            if target > self._now:
+                self._fire_until(target)
+
+    def sleep_sync(self, seconds: float) -> None:
+        """A blocking sleep: with autojump, time jumps by ``seconds`` at once; without, the thread waits until
+        :meth:`advance_sync` (or :meth:`advance`) has moved time past the end of the sleep."""
+        self.sleeps += 1
+        target = self._now + max(0.0, seconds)
+        if self.autojump:
+            self._jump_to(target)
+            return
+        condition = threading.Condition()
+        with condition:
+            while self._now < target:
+                self._wait_blocked(condition)
+
+    def wait_sync(self, condition: threading.Condition, deadline: float | None) -> None:
+        """Wait on ``condition`` (held by the caller) until notified or until ``deadline`` in virtual time. With
+        autojump and a deadline, time jumps to it at once (the caller is the only one waiting for time)."""
+        if deadline is not None and deadline <= self._now:
+            return
+        if self.autojump and deadline is not None:
+            self._jump_to(deadline)
+            return
+        self._wait_blocked(condition)
+
+    def _wait_blocked(self, condition: threading.Condition) -> None:
+        with self._thread_lock:
+            self._blocked.add(condition)
+        try:
+            condition.wait()
+        finally:
+            with self._thread_lock:
+                self._blocked.discard(condition)
+
+    def advance_sync(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` from blocking code, waking the threads whose waits are due."""
+        if seconds < 0 or math.isnan(seconds):
+            raise ValueError("time only moves forward")
+        self._jump_to(self._now + seconds)
+        self._notify_blocked()
+
+    def _notify_blocked(self) -> None:
+        with self._thread_lock:
+            blocked = list(self._blocked)
+        for condition in blocked:
+            with condition:
+                condition.notify_all()
 
     def __repr__(self) -> str:
         return f"VirtualClock(now={self._now:g}, autojump={self.autojump})"

@@ -14,6 +14,7 @@
     │   ├── ConflictError           409 (idempotency key in use, duplicate reference)
     │   ├── RateLimitError          429 and provider rate-limit codes; ``retry_after`` in seconds
     │   ├── ServerError             5xx
+    │   ├── ResponseTooLargeError   an answer larger than the client's ``max_response_bytes`` (not read)
     │   └── BulkRejected            an all-or-nothing bulk refused whole, with per-item errors
     ├── APIConnectionError          no answer (connect error, dropped connection)
     │   └── APITimeoutError         no answer in time
@@ -22,12 +23,16 @@
     ├── OperationTimeout            an operation's deadline passed; carries the resume token
     ├── OperationCancelled          the operation's local polling was cancelled; carries the token
     ├── TokenError                  a resume token that is malformed, of an unknown version or provider
+    ├── ClientClosedError           a call on a client after ``close()`` / ``aclose()``
     └── WebhookVerificationError    a webhook whose signature or credentials do not match
+
+Every error pickles and deep-copies (multiprocessing, Celery, ``ProcessPoolExecutor``): the same type, message
+and fields come back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +43,7 @@ __all__ = [
     "AuthenticationError",
     "BillkitError",
     "BulkRejected",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "MoneyError",
@@ -49,6 +55,7 @@ __all__ = [
     "PermissionDeniedError",
     "Problem",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ServerError",
     "TokenError",
     "UnsupportedFeatureError",
@@ -56,6 +63,13 @@ __all__ = [
     "WebhookVerificationError",
     "api_error_for_status",
 ]
+
+
+def _rebuild(cls: type[BillkitError], args: tuple[Any, ...], state: dict[str, Any]) -> BillkitError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class BillkitError(Exception):
@@ -69,6 +83,13 @@ class BillkitError(Exception):
     def __str__(self) -> str:
         prefix = f"[{self.provider}] " if self.provider else ""
         return prefix + self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls cls(*args), which keyword-only fields break; rebuild from the fields instead
+        return (_rebuild, (type(self), self.args, self._state()))
+
+    def _state(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 class ConfigurationError(BillkitError):
@@ -142,16 +163,17 @@ class APIError(BillkitError):
         code: str | None = None,
         request_id: str | None = None,
         raw: Any = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message, provider=provider)
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
         self.raw = raw
-        #: set by an adapter's error parser: True when the provider refused before acting (BILL's BDC_1322), so
-        #: the transport may retry even a create; False to forbid any retry (BILL's hourly limit on a 429);
-        #: None (default) leaves the decision to the HTTP status
-        self.retryable: bool | None = None
+        #: fixed by the adapter's error parser when it builds the error: True when the provider documents that this
+        #: answer means it refused before acting (BILL's BDC_1322), so even a create may be sent again; False to
+        #: forbid any retry (BILL's hourly limit on a 429); None (default) leaves it to the HTTP status
+        self.retryable = retryable
 
     def __str__(self) -> str:
         parts = [f"[{self.provider}]"]
@@ -195,6 +217,10 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """The provider failed (5xx)."""
+
+
+class ResponseTooLargeError(APIError):
+    """The answer's body is larger than the client's ``max_response_bytes``; billkit stopped reading it."""
 
 
 class BulkRejected(APIError):
@@ -250,6 +276,7 @@ class OperationFailed(BillkitError):
         code: str | None = None,
         operation_id: str | None = None,
         raw: Any = None,
+        cause: BaseException | None = None,
     ) -> None:
         super().__init__(message, provider=provider)
         self.status = status
@@ -257,6 +284,10 @@ class OperationFailed(BillkitError):
         self.code = code
         self.operation_id = operation_id
         self.raw = raw
+        #: what ended the operation when it was not the provider's answer (an unexpected exception in a status read)
+        self.cause = cause
+        if cause is not None:
+            self.__cause__ = cause
 
     def __str__(self) -> str:
         where = f" (operation {self.operation_id}, provider status {self.provider_status!r})"
@@ -264,28 +295,58 @@ class OperationFailed(BillkitError):
         return f"[{self.provider}] {code}{self.message}{where}"
 
 
-class OperationTimeout(BillkitError):
+class _CarriesToken(BillkitError):
+    """An error with a resume token, built when first read (a 10,000-item bulk cancelled builds none it does not
+    need); pickling and copying build it."""
+
+    def __init__(self, message: str, *, provider: str | None, token: str | Callable[[], str]) -> None:
+        super().__init__(message, provider=provider)
+        self._token: str | None = token if isinstance(token, str) else None
+        self._make_token: Callable[[], str] | None = None if isinstance(token, str) else token
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            assert self._make_token is not None
+            self._token, self._make_token = self._make_token(), None
+        return self._token
+
+    def _state(self) -> dict[str, Any]:
+        _ = self.token
+        return {k: v for k, v in self.__dict__.items() if k != "_make_token"}
+
+
+class OperationTimeout(_CarriesToken):
     """The deadline passed before a terminal status. Resume later with ``client.resume(err.token)``."""
 
     def __init__(
-        self, message: str, *, provider: str, status: str | None, provider_status: str | None, token: str
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: str | None,
+        provider_status: str | None,
+        token: str | Callable[[], str],
     ) -> None:
-        super().__init__(message, provider=provider)
+        super().__init__(message, provider=provider, token=token)
         self.status = status
         self.provider_status = provider_status
-        self.token = token
 
 
-class OperationCancelled(BillkitError):
-    """Local polling was cancelled with ``op.cancel()``; the provider was not told. ``token`` resumes it."""
+class OperationCancelled(_CarriesToken):
+    """Local polling was cancelled (``op.cancel()``, or the client was closed); the provider was not told.
+    ``token`` resumes it."""
 
-    def __init__(self, message: str, *, provider: str, token: str) -> None:
-        super().__init__(message, provider=provider)
-        self.token = token
+    def __init__(self, message: str, *, provider: str, token: str | Callable[[], str]) -> None:
+        super().__init__(message, provider=provider, token=token)
 
 
 class TokenError(BillkitError):
     """A resume token that is malformed, of an unknown version, or from another provider."""
+
+
+class ClientClosedError(BillkitError):
+    """The client was closed (``close()`` / ``aclose()``); make a new one."""
 
 
 class WebhookVerificationError(BillkitError):

@@ -1,56 +1,66 @@
 """Operations: futures over work a provider finishes later (async creation, bulks, waiting until PAID).
 
-The design (design.md section 3):
+The design (design.md section 3, "waiting is not polling"):
 
-* An :class:`Operation` is a handle over an ``_Core`` record; the core is plain data (id, kind, state, last
-  status, outcome) so the async :class:`Operation` and the blocking :class:`BlockingOperation` share it and
-  no logic is written twice.
-* One :class:`Scheduler` per client drives every pending core of that client. It owns no background task:
-  whichever coroutine is awaiting becomes the *driver* and polls every due operation (not only its own),
-  with at most ``PollPolicy.max_concurrent_reads`` reads in flight; when it is done it hands the driver role
-  to another waiter. So 10,000 pending operations cost one heap entry each, not a task or a thread.
-* The next poll is at the caller's fixed ``interval`` if given, else the server's ``Retry-After`` hint, else
-  exponential backoff with jitter from ``first_delay`` to ``max_delay``. Every operation has a deadline
-  (default 65 minutes, longer than Facturapi's ~50-minute recovery path); when it passes the operation
-  raises :class:`OperationTimeout` carrying the resume token.
-* Status reads use ``PollPolicy.read_retry``; a read that still fails with a transient error is simply
-  tried again at the next poll. A definitive error (404, 401) ends the operation with that error.
-* Tokens are ``base64url(JSON)`` with a version, the provider, the kind and the adapter's state. The
-  adapter puts ids in the state, never credentials.
+* An :class:`Operation` (async) or :class:`BlockingOperation` is a handle over a ``_Core``: plain data (id, kind,
+  token state, last status, outcome) that both handles share.
+* **One poller per client** polls every pending core of that client: a background task for ``AsyncClient``
+  (asyncio or trio), a background thread for the blocking ``Client``. Both run the same :class:`Scheduler` logic;
+  only how they sleep and read differs. A poller exists only while operations are pending and ends with them.
+* **Waiters only wait**: ``await op`` / ``op.result()`` waits on an event that finishing the operation sets, by a
+  poll, a webhook, ``cancel()`` or closing the client. Cancelling a waiter never cancels, loses or stalls its
+  operation; a status read the poller could not finish is put back on the schedule.
+* The next poll is at the caller's fixed ``interval`` if given, else the server's ``Retry-After`` hint (capped at
+  ``PollPolicy.max_hint``), else exponential backoff with jitter from ``first_delay`` to ``max_delay`` (growing
+  with the job's age for long jobs). Every operation has a deadline (default 65 minutes, longer than Facturapi's
+  ~50-minute recovery path); when it passes the operation raises :class:`OperationTimeout` carrying the token.
+* Status reads run with ``PollPolicy.read_retry``, for every provider; a read that still fails with a transient
+  error is tried again at the next poll. A definitive error (404, 401) ends the operation with that error; an
+  exception that is not billkit's ends it with :class:`OperationFailed` (the exception as ``cause``).
+* A bulk made of single operations (Facturapi) is a composite core: each child's end is counted (O(1)), the
+  :class:`BulkResult` is built once at the end, and cancelling it cancels every child without recursion.
+* Tokens are ``base64url(JSON)`` with a version, the provider, the kind and the adapter's state; they are built
+  when read, never on the hot path. The adapter puts ids in the state, never credentials.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import enum
 import heapq
 import itertools
 import json
+import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping, Sequence
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
-import anyio.abc
 
 from billkit.clock import Clock
 from billkit.errors import (
-    APIConnectionError,
-    APIError,
     BillkitError,
+    ClientClosedError,
     OperationCancelled,
     OperationFailed,
     OperationTimeout,
     RateLimitError,
-    ServerError,
     TokenError,
 )
+from billkit.flows import AsyncIO, Flow, SyncIO, on_fork
 from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
-from billkit.transport import RetryPolicy
+from billkit.transport import RetryPolicy, is_transient
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
+    "AsyncPoller",
     "BlockingBulkOperation",
     "BlockingOperation",
     "BulkOperation",
@@ -60,6 +70,7 @@ __all__ = [
     "PollResult",
     "Scheduler",
     "Started",
+    "ThreadPoller",
     "as_completed",
     "decode_token",
     "encode_token",
@@ -69,6 +80,7 @@ __all__ = [
 T = TypeVar("T")
 TOKEN_VERSION = 1
 DEFAULT_DEADLINE = 65 * 60.0
+logger = logging.getLogger("billkit")
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,7 @@ class PollPolicy:
     * ``age_factor``, ``long_max_delay``: for long jobs the cap grows to ``age_factor`` x the operation's age
       (at most ``long_max_delay``), so a 50-minute recovery costs tens of reads, not hundreds, while the
       overshoot stays within ~10 % of the job's duration.
+    * ``max_hint``: the longest server hint (Retry-After on a status answer) followed; a longer one is cut to it.
     * ``deadline``: seconds from submission after which the operation raises :class:`OperationTimeout`.
     * ``max_concurrent_reads``: status reads in flight at once, per client.
     * ``read_retry``: the retry policy of each status read (small: polling itself is the outer retry).
@@ -91,6 +104,7 @@ class PollPolicy:
     jitter: float = 0.2
     age_factor: float = 0.1
     long_max_delay: float = 300.0
+    max_hint: float = 300.0
     deadline: float = DEFAULT_DEADLINE
     interval: float | None = None
     max_concurrent_reads: int = 8
@@ -105,6 +119,8 @@ class PollPolicy:
             raise ValueError("interval must be positive")
         if self.max_concurrent_reads < 1:
             raise ValueError("max_concurrent_reads must be at least 1")
+        if self.max_hint <= 0:
+            raise ValueError("max_hint must be positive")
 
     @classmethod
     def fixed(cls, interval: float, *, deadline: float = DEFAULT_DEADLINE) -> PollPolicy:
@@ -115,7 +131,7 @@ class PollPolicy:
         if self.interval is not None:
             return self.interval
         if hint is not None:
-            return max(0.0, hint)
+            return min(max(0.0, hint), self.max_hint)
         cap = min(max(self.max_delay, age * self.age_factor), max(self.max_delay, self.long_max_delay))
         base = min(cap, self.first_delay * self.multiplier ** min(max(0, polls - 1), 64))
         if self.jitter:
@@ -161,24 +177,82 @@ class Started:
     total: int | None = None  # bulk size
 
 
+# -- waiters ---------------------------------------------------------------------------------------------------
+
+
 class _Waiter:
+    """One wait over some cores: fires when ``need`` of them have ended (or at its timeout)."""
+
+    __slots__ = ("ended", "need")
+
+    def __init__(self, need: int) -> None:
+        self.need = need
+        self.ended: deque[_Core] | None = None  # as_completed collects the ended cores here
+
+    def core_ended(self, core: _Core) -> None:
+        if self.ended is not None:
+            self.ended.append(core)
+        self.need -= 1
+        if self.need <= 0:
+            self.fire()
+
+    def fire(self) -> None:
+        raise NotImplementedError
+
+
+class _AsyncWaiter(_Waiter):
     __slots__ = ("event",)
 
-    def __init__(self) -> None:
+    def __init__(self, need: int) -> None:
+        super().__init__(need)
         self.event = anyio.Event()
 
-    def wake(self) -> None:
+    def fire(self) -> None:
         self.event.set()
 
 
+class _ThreadWaiter(_Waiter):
+    __slots__ = ("event",)
+
+    def __init__(self, need: int) -> None:
+        super().__init__(need)
+        self.event = threading.Event()
+
+    def fire(self) -> None:
+        self.event.set()
+
+
+# -- the shared record -----------------------------------------------------------------------------------------
+
+
 class _Core:
-    """The shared record of one operation."""
+    """The shared record of one operation (composite bulks: ``children`` and the counters)."""
 
     __slots__ = (
-        "children", "deadline", "error", "id", "kind", "listeners", "parent", "partial", "polls", "progress",
-        "provider", "provider_status", "scheduler", "seq", "started", "state", "status", "token_state", "total",
-        "value", "waiters",
-    )  # fmt: skip
+        "cancelling",
+        "children",
+        "deadline",
+        "error",
+        "finished",
+        "id",
+        "kind",
+        "listeners",
+        "parent",
+        "partial",
+        "polls",
+        "progress",
+        "provider",
+        "provider_status",
+        "scheduler",
+        "seq",
+        "started",
+        "state",
+        "status",
+        "token_state",
+        "total",
+        "value",
+        "waiters",
+    )
 
     def __init__(self, scheduler: Scheduler, kind: str, id: str, state: Mapping[str, Any], deadline: float) -> None:
         self.scheduler = scheduler
@@ -201,7 +275,9 @@ class _Core:
         self.listeners: list[Callable[[_Core], None]] = []
         self.parent: _Core | None = None
         self.children: list[_Core | BillkitError] | None = None
-        self.seq = 0
+        self.finished = 0  # composites: children that ended
+        self.cancelling = False
+        self.seq = -1  # the heap entry that is current (older entries are skipped)
 
     @property
     def done(self) -> bool:
@@ -249,62 +325,73 @@ def decode_token(token: str, *, provider: str | None = None) -> dict[str, Any]:
     return body
 
 
-PollFn = Callable[[str, Mapping[str, Any]], Awaitable[PollResult]]
-BatchPollFn = Callable[[Sequence[tuple[str, Mapping[str, Any]]]], Awaitable[Sequence[PollResult] | None]]
+PollFlow = Callable[[str, Mapping[str, Any]], Flow[PollResult]]
 
 
 class Scheduler:
-    """Drives every pending operation of one client. See the module docstring."""
+    """The pending operations of one client and every transition between their states (no I/O here).
+
+    :class:`AsyncPoller` and :class:`ThreadPoller` add the loop that reads due operations. Every method that
+    changes state runs under ``self._guard`` (a no-op for the async poller, whose callers share one thread; an
+    ``RLock`` for the thread poller, whose callers are any threads).
+    """
 
     def __init__(
-        self,
-        *,
-        provider: str,
-        poll: PollFn,
-        clock: Clock,
-        policy: PollPolicy,
-        batch_poll: BatchPollFn | None = None,
-        rng: random.Random | None = None,
+        self, *, provider: str, poll: PollFlow, clock: Clock, policy: PollPolicy, rng: random.Random | None = None
     ) -> None:
         self.provider = provider
         self._poll = poll
-        self._batch_poll = batch_poll
         self.clock = clock
         self.policy = policy
         self._rng = rng or random.Random()
         self._heap: list[tuple[float, int, _Core]] = []
-        self._timers: list[tuple[float, int, _Waiter]] = []
         self._seq = itertools.count()
-        self._pending: dict[str, list[_Core]] = {}
-        self._driving = False
-        self._idle_waiters: set[_Waiter] = set()
-        self._kick: anyio.Event | None = None
+        self._by_id: dict[str, list[_Core]] = {}
+        self._count = 0  # cores not yet done
+        self._closed = False
         self.reads = 0  #: status reads made (for benchmarks and demos)
         self.peak_reads_in_flight = 0
         self._in_flight = 0
+        self._guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     def __repr__(self) -> str:
-        return f"Scheduler(provider={self.provider!r}, pending={self.pending_count})"
+        return f"{type(self).__name__}(provider={self.provider!r}, pending={self._count})"
 
     @property
     def pending_count(self) -> int:
-        return sum(len(v) for v in self._pending.values())
+        return self._count
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- what the pollers provide -----------------------------------------------------------------------
+    def _wake(self) -> None:
+        """Tell the poller that the schedule changed (a new core, an earlier due time, an end)."""
+
+    def ensure_running(self) -> None:
+        """Start the poller if operations are pending and it is not running."""
 
     # -- registration -----------------------------------------------------------------------------------
     def new_core(self, kind: str, id: str, state: Mapping[str, Any], deadline: float | None) -> _Core:
+        if self._closed:
+            raise ClientClosedError("the client is closed", provider=self.provider)
         limit = self.policy.deadline if deadline is None else deadline
         return _Core(self, kind, id, state, self.clock.now() + limit)
 
     def start(self, core: _Core, first: PollResult | None = None) -> None:
         """Register a running core; apply the adapter's first answer if it gave one."""
-        self._pending.setdefault(core.id, []).append(core)
-        if first is not None:
-            self._apply(core, first)
-            if core.done:
-                return
-        else:
-            self._schedule(core, self.policy.next_delay(0, None, self._rng) if self.policy.interval is None
-                           else self.policy.interval)  # fmt: skip
+        with self._guard:
+            self._register(core)
+            if first is not None:
+                self._apply(core, first)
+            else:
+                self._schedule(core, self.policy.next_delay(0, None, self._rng))
+        self.ensure_running()
+
+    def _register(self, core: _Core) -> None:
+        self._by_id.setdefault(core.id, []).append(core)
+        self._count += 1
 
     def _delay(self, core: _Core, hint: float | None) -> float:
         return self.policy.next_delay(core.polls, hint, self._rng, self.clock.now() - core.started)
@@ -312,11 +399,12 @@ class Scheduler:
     def _schedule(self, core: _Core, delay: float) -> None:
         due = min(self.clock.now() + delay, core.deadline)
         core.seq = next(self._seq)
+        top = self._heap[0][0] if self._heap else None
         heapq.heappush(self._heap, (due, core.seq, core))
-        if self._kick is not None:
-            self._kick.set()
+        if top is None or due < top:
+            self._wake()
 
-    # -- outcomes -------------------------------------------------------------------------------------
+    # -- outcomes ---------------------------------------------------------------------------------------
     def _apply(self, core: _Core, result: PollResult) -> None:
         if core.done:
             return
@@ -348,220 +436,491 @@ class Scheduler:
         core.state = state
         core.value = value
         core.error = error
-        same = self._pending.get(core.id)
+        core.seq = -1
+        same = self._by_id.get(core.id)
         if same is not None:
-            if core in same:
+            with contextlib.suppress(ValueError):
                 same.remove(core)
             if not same:
-                del self._pending[core.id]
-        for waiter in core.waiters:
-            waiter.wake()
-        core.waiters.clear()
+                del self._by_id[core.id]
+        self._count -= 1
+        waiters, core.waiters = core.waiters, []
+        for waiter in waiters:
+            waiter.core_ended(core)
         for listener in list(core.listeners):
             listener(core)
-
-    def cancel(self, core: _Core) -> None:
-        if core.children is not None:
-            for child in core.children:
-                if isinstance(child, _Core):
-                    self.cancel(child)
-        self._finish(core, OperationState.CANCELLED, error=OperationCancelled(
-            f"polling of operation {core.id} was cancelled locally; the provider was not told",
-            provider=core.provider, token=core.token()))  # fmt: skip
-
-    def complete(self, id: str, result: PollResult) -> int:
-        """Apply a webhook's news to every pending operation with this id. Returns how many matched."""
-        cores = list(self._pending.get(id, ()))
-        for core in cores:
-            self._apply(core, result)
-        return len(cores)
-
-    # -- composites (bulk of single operations) ---------------------------------------------------------
-    def composite(self, id: str, children: Sequence[_Core | BillkitError], deadline: float | None) -> _Core:
-        parent = self.new_core("composite", id, {}, deadline)
-        parent.children = list(children)
-        parent.total = len(children)
-        self._pending.setdefault(parent.id, []).append(parent)
-
-        def child_changed(child: _Core) -> None:
-            if child.done:
-                self._update_composite(parent)
-
-        for child in children:
-            if isinstance(child, _Core):
-                child.parent = parent
-                child.deadline = parent.deadline
-                child.listeners.append(child_changed)
-        self._update_composite(parent)
-        return parent
-
-    def _update_composite(self, parent: _Core) -> None:
-        """Called when a child changes: count finished children; finish the parent when all are."""
-        if parent.done or parent.children is None:
-            return
-        finished = 0
-        for child in parent.children:
-            if not isinstance(child, _Core):
-                finished += 1
-                continue
-            if child.state is OperationState.TIMED_OUT:
-                self._time_out(parent)
-                return
-            if child.state is OperationState.CANCELLED:
-                self.cancel(parent)
-                return
-            if child.done:
-                finished += 1
-        changed = parent.progress != (finished, len(parent.children))
-        parent.progress = (finished, len(parent.children))
-        if finished == len(parent.children):
-            result = composite_result(parent)
-            parent.status = BillStatus.OPEN if result.succeeded else BillStatus.FAILED
-            self._finish(parent, OperationState.SUCCEEDED, value=result)
-        elif changed:
-            for listener in list(parent.listeners):
-                listener(parent)
-
-    # -- waiting and driving ----------------------------------------------------------------------------
-    async def wait(self, cores: Sequence[_Core], until: float | None, *, any_done: bool = False) -> None:
-        """Return when all (or any) of ``cores`` are done, or at ``until`` on the clock."""
-
-        def satisfied() -> bool:
-            if any_done:
-                return any(c.done for c in cores)
-            return all(c.done for c in cores)
-
-        while not satisfied():
-            if until is not None and self.clock.now() >= until:
-                return
-            if not self._driving:
-                self._driving = True
-                try:
-                    await self._drive(satisfied, until)
-                finally:
-                    self._driving = False
-                    self._handoff()
-                continue
-            waiter = _Waiter()
-            for c in cores:
-                if not c.done:
-                    c.waiters.append(waiter)
-            self._idle_waiters.add(waiter)
-            if until is not None:
-                heapq.heappush(self._timers, (until, next(self._seq), waiter))
-                if self._kick is not None:
-                    self._kick.set()
-            try:
-                await waiter.event.wait()
-            finally:
-                self._idle_waiters.discard(waiter)
-                for c in cores:
-                    if waiter in c.waiters:
-                        c.waiters.remove(waiter)
-
-    def _handoff(self) -> None:
-        for waiter in list(self._idle_waiters):
-            waiter.wake()
-            return
-
-    async def _drive(self, satisfied: Callable[[], bool], until: float | None) -> None:
-        while not satisfied():
-            now = self.clock.now()
-            if until is not None and now >= until:
-                return
-            while self._timers and self._timers[0][0] <= now:
-                heapq.heappop(self._timers)[2].wake()
-            due: list[_Core] = []
-            expired = False
-            while self._heap and self._heap[0][0] <= now:
-                _, seq, core = heapq.heappop(self._heap)
-                if core.done or seq != core.seq:
-                    continue
-                if now >= core.deadline:
-                    self._time_out(core)
-                    expired = True
-                    continue
-                due.append(core)
-            if due:
-                await self._poll_many(due)
-                continue
-            if expired:
-                continue
-            wake_at = [t for t in (
-                self._heap[0][0] if self._heap else None,
-                self._timers[0][0] if self._timers else None,
-                until,
-            ) if t is not None]  # fmt: skip
-            if not wake_at:
-                # nothing to poll and no deadline: only a webhook or refresh can finish these cores
-                self._kick = anyio.Event()
-                await self._kick.wait()
-                continue
-            self._kick = anyio.Event()
-            await self.clock.sleep_until(min(wake_at), self._kick)
-            self._kick = None
+        if core.parent is not None:
+            self._child_ended(core.parent, core)
+        if self._count == 0:
+            self._wake()  # the poller may end
 
     def _time_out(self, core: _Core) -> None:
         last = core.status.value if core.status else None
         err = OperationTimeout(
             f"operation {core.id} was not finished by its deadline; last status {last!r} "
             f"(provider status {core.provider_status!r}); resume it later with client.resume(err.token)",
-            provider=core.provider, status=last, provider_status=core.provider_status, token=core.token(),
-        )  # fmt: skip
+            provider=core.provider,
+            status=last,
+            provider_status=core.provider_status,
+            token=core.token,
+        )
         self._finish(core, OperationState.TIMED_OUT, error=err)
 
-    async def _poll_many(self, due: list[_Core]) -> None:
-        queue = list(reversed(due))
-        try:
-            if self._batch_poll is not None:
-                batch = [(c.kind, c.token_state) for c in due]
-                answers = await self._batch_poll(batch)
-                if answers is not None:
-                    queue.clear()
-                    self.reads += 1
-                    for core, answer in zip(due, answers, strict=False):
-                        core.polls += 1
-                        self._apply(core, answer)
-                    return
+    def cancel(self, core: _Core, why: str = "was cancelled locally") -> None:
+        """End ``core`` (and, for a composite, every child) with :class:`OperationCancelled`. Not recursive."""
+        with self._guard:
+            self._cancel(core, why)
 
-            async def worker() -> None:
-                while queue:
-                    core = queue.pop()
-                    await self.poll_once(core)
-
-            workers = min(len(queue), self.policy.max_concurrent_reads)
-            async with anyio.create_task_group() as tg:
-                for _ in range(workers):
-                    tg.start_soon(worker)
-        finally:
-            for core in queue:  # cancelled mid-way: what was not polled goes back on the heap
-                if not core.done:
-                    self._schedule(core, 0.0)
-
-    async def poll_once(self, core: _Core) -> None:
-        """One status read of ``core`` (with the read retry policy), applied to it."""
+    def _cancel(self, core: _Core, why: str) -> None:
         if core.done:
             return
+        core.cancelling = True
+        for child in core.children or ():
+            if isinstance(child, _Core) and not child.done:
+                child.cancelling = True
+                child.scheduler._finish(child, OperationState.CANCELLED, error=self._cancelled(child, why))
+        core.scheduler._finish(core, OperationState.CANCELLED, error=self._cancelled(core, why))
+
+    @staticmethod
+    def _cancelled(core: _Core, why: str) -> OperationCancelled:
+        return OperationCancelled(
+            f"polling of operation {core.id} {why}; the provider was not told", provider=core.provider, token=core.token
+        )
+
+    def complete(self, id: str, result: PollResult) -> int:
+        """Apply a webhook's news to every pending operation with this id. Returns how many matched."""
+        with self._guard:
+            cores = list(self._by_id.get(id, ()))
+            for core in cores:
+                self._apply(core, result)
+        return len(cores)
+
+    def close(self) -> None:
+        """End every pending operation with :class:`OperationCancelled`; no operation can start afterwards."""
+        with self._guard:
+            self._closed = True
+            for cores in list(self._by_id.values()):
+                for core in list(cores):
+                    self._cancel(core, "stopped: the client was closed")
+            self._heap.clear()
+            self._wake()
+
+    # -- composites (a bulk of single operations) -----------------------------------------------------------
+    def composite(self, id: str, children: Sequence[_Core | BillkitError], deadline: float | None) -> _Core:
+        parent = self.new_core("composite", id, {}, deadline)
+        parent.children = list(children)
+        parent.total = len(children)
+        with self._guard:
+            self._register(parent)
+            for child in children:
+                if not isinstance(child, _Core):
+                    parent.finished += 1
+                    continue
+                child.deadline = parent.deadline
+                if child.done:
+                    parent.finished += 1
+                    if child.state in (OperationState.CANCELLED, OperationState.TIMED_OUT):
+                        parent.cancelling = child.state is OperationState.CANCELLED
+                else:
+                    child.parent = parent
+            parent.progress = (parent.finished, len(children))
+            if parent.finished == len(children):
+                self._finish_composite(parent)
+        return parent
+
+    def _child_ended(self, parent: _Core, child: _Core) -> None:
+        """O(1): count the child; end the parent when every child has ended."""
+        if parent.done:
+            return
+        parent.finished += 1
+        total = len(parent.children or ())
+        parent.progress = (parent.finished, total)
+        if parent.cancelling:
+            return
+        if child.state is OperationState.TIMED_OUT:
+            self._time_out(parent)
+        elif child.state is OperationState.CANCELLED:
+            self._cancel(parent, "was cancelled locally (one of its items was)")
+        elif parent.finished >= total:
+            self._finish_composite(parent)
+        else:
+            for listener in list(parent.listeners):
+                listener(parent)
+
+    def _finish_composite(self, parent: _Core) -> None:
+        result = composite_result(parent)
+        parent.status = BillStatus.OPEN if result.succeeded else BillStatus.FAILED
+        self._finish(parent, OperationState.SUCCEEDED, value=result)
+
+    # -- what the pollers share --------------------------------------------------------------------------------
+    def _take_due(self, now: float) -> list[_Core]:
+        """Pop every core due by ``now``; time out those past their deadline."""
+        due: list[_Core] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, core = heapq.heappop(heap)
+            if core.done or seq != core.seq:
+                continue
+            core.seq = -1  # being read: a webhook may still finish it, but nothing schedules it twice
+            if now >= core.deadline:
+                self._time_out(core)
+                continue
+            due.append(core)
+        return due
+
+    def _next_due(self) -> float | None:
+        heap = self._heap
+        while heap and (heap[0][2].done or heap[0][1] != heap[0][2].seq):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _put_back(self, core: _Core) -> None:
+        """A read that was interrupted (cancelled poller, fork): the core is due again at once."""
+        if not core.done and core.seq == -1 and not self._closed:
+            self._schedule(core, 0.0)
+
+    def _read_started(self, core: _Core) -> None:
         core.polls += 1
         self.reads += 1
         self._in_flight += 1
         self.peak_reads_in_flight = max(self.peak_reads_in_flight, self._in_flight)
-        try:
-            result = await self._poll(core.kind, core.token_state)
-        except (APIConnectionError, ServerError, RateLimitError) as exc:
-            hint = exc.retry_after if isinstance(exc, RateLimitError) else None
-            if not core.done:
+
+    def _read_ended(self, core: _Core, outcome: PollResult | BaseException) -> None:
+        """Apply one read's outcome: a result, a transient error (read again later) or a terminal one."""
+        self._in_flight -= 1
+        if core.done:
+            return
+        if isinstance(outcome, PollResult):
+            self._apply(core, outcome)
+        elif isinstance(outcome, BillkitError):
+            if is_transient(None, outcome):
+                hint = outcome.retry_after if isinstance(outcome, RateLimitError) else None
                 self._schedule(core, self._delay(core, hint))
+            else:
+                self._finish(core, OperationState.FAILED, error=outcome)
+        else:
+            logger.warning("status read of %s operation %s raised %r", self.provider, core.id, outcome)
+            error = OperationFailed(
+                f"reading the status of operation {core.id} failed: {outcome!r}",
+                provider=self.provider,
+                operation_id=core.id,
+                cause=outcome,
+            )
+            self._finish(core, OperationState.FAILED, error=error)
+
+
+class AsyncPoller(Scheduler):
+    """The scheduler of an ``AsyncClient``: one background task polls while operations are pending.
+
+    The task is started with the event loop's own primitive (``asyncio`` ``create_task``, trio's
+    ``spawn_system_task``), so it belongs to no caller's cancel scope: cancelling a waiter never reaches it.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        poll: PollFlow,
+        clock: Clock,
+        policy: PollPolicy,
+        io: AsyncIO,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng)
+        self._io = io
+        self._running = False
+        self._kick: anyio.Event | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._stopped: anyio.Event | None = None
+        self._task: Any = None  # asyncio: keep a reference, or the task may be collected mid-run
+
+    def _wake(self) -> None:
+        if self._kick is not None:
+            self._kick.set()
+
+    def ensure_running(self) -> None:
+        if self._running or self._closed or self._count == 0:
             return
-        except BillkitError as exc:
-            if isinstance(exc, APIError) and exc.status_code in (408,):
-                self._schedule(core, self._delay(core, None))
-                return
-            self._finish(core, OperationState.FAILED, error=exc)
-            return
+        self._running = True
+        self._stopped = anyio.Event()
+        try:
+            self._task = _spawn(self._loop)
+        except BaseException:
+            self._running = False
+            raise
+
+    async def _loop(self) -> None:
+        clock = self.clock
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                while self._count and not self._closed:
+                    due = self._take_due(clock.now())
+                    if due:
+                        await self._read_all(due)
+                        continue
+                    wake = self._next_due()
+                    self._kick = anyio.Event()
+                    if wake is None:
+                        await self._kick.wait()
+                    else:
+                        await clock.sleep_until(wake, self._kick)
+                    self._kick = None
+        except Exception as exc:  # a bug here must not hang every waiter: end what is pending, visibly
+            logger.exception("the %s poller stopped", self.provider)
+            for cores in list(self._by_id.values()):
+                for core in list(cores):
+                    self._finish(
+                        core,
+                        OperationState.FAILED,
+                        error=OperationFailed(
+                            f"the poller stopped: {exc!r}", provider=self.provider, operation_id=core.id, cause=exc
+                        ),
+                    )
         finally:
+            self._running = False
+            self._scope = None
+            self._kick = None
+            self._task = None
+            if self._stopped is not None:
+                self._stopped.set()
+
+    async def _read_all(self, due: list[_Core]) -> None:
+        queue = deque(due)
+
+        async def worker() -> None:
+            while queue:
+                await self._read(queue.popleft())
+
+        try:
+            workers = min(len(due), self.policy.max_concurrent_reads)
+            if workers == 1:
+                await worker()
+            else:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(workers):
+                        tg.start_soon(worker)
+        finally:
+            for core in queue:  # interrupted before these were read: due again at once
+                self._put_back(core)
+
+    async def _read(self, core: _Core) -> None:
+        if core.done:
+            return
+        self._read_started(core)
+        try:
+            outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
             self._in_flight -= 1
-        self._apply(core, result)
+            self._put_back(core)
+            raise
+        self._read_ended(core, outcome)
+
+    async def read_now(self, core: _Core) -> None:
+        """One status read of ``core`` in the caller's task (``op.refresh()``)."""
+        if core.done:
+            return
+        self._read_started(core)
+        try:
+            outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
+            self._in_flight -= 1
+            raise
+        self._read_ended(core, outcome)
+
+    async def aclose(self) -> None:
+        """Stop the poller and end every pending operation with :class:`OperationCancelled`."""
+        self.close()
+        if self._scope is not None:
+            self._scope.cancel()
+        if self._running and self._stopped is not None:
+            with anyio.CancelScope(shield=True):
+                await self._stopped.wait()
+
+
+def _spawn(loop: Callable[[], Coroutine[Any, Any, None]]) -> Any:
+    """Start ``loop`` as a task of the running event loop that no caller's cancel scope contains; returns the
+    asyncio task (to be kept referenced), or None under trio (system tasks are held by trio itself)."""
+    import asyncio
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:
+        return running.create_task(loop())
+    import trio  # anyio's other backend; only imported when it is the one running
+
+    trio.lowlevel.spawn_system_task(loop)
+    return None
+
+
+class ThreadPoller(Scheduler):
+    """The scheduler of a blocking ``Client``: a daemon thread polls while operations are pending.
+
+    Fork-safe: in a child process the lock, the thread and the read pool are made anew, and reads that were in
+    flight in the parent are due again. On a virtual clock with autojump the thread moves time only while a
+    caller waits (``result()``, ``gather``), so code between calls sees the time it left.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        poll: PollFlow,
+        clock: Clock,
+        policy: PollPolicy,
+        io: SyncIO,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng)
+        self._io = io
+        self._cond = threading.Condition(threading.RLock())
+        self._guard = self._cond
+        self._thread: threading.Thread | None = None
+        self._timers: list[tuple[float, int, _ThreadWaiter]] = []
+        self._waiting = 0
+        self._reading: set[_Core] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        on_fork(self, ThreadPoller._after_fork)
+
+    def _after_fork(self) -> None:
+        self._cond = threading.Condition(threading.RLock())
+        self._guard = self._cond
+        self._thread = None
+        self._pool = None
+        self._waiting = 0
+        self._timers = []
+        self._in_flight = 0
+        reading, self._reading = self._reading, set()
+        for core in reading:
+            self._put_back(core)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def ensure_running(self) -> None:
+        with self._cond:
+            if self._closed or (self._count == 0 and not self._timers):
+                return
+            if self._thread is not None and self._thread.is_alive():
+                return
+            thread = threading.Thread(target=self._loop, name=f"billkit-{self.provider}-poller", daemon=True)
+            self._thread = thread
+            thread.start()
+
+    def _moves_time_only_when_waited_for(self) -> bool:
+        return bool(getattr(self.clock, "autojump", False))
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        cond = self._cond
+        with cond:
+            try:
+                while (self._count or self._timers) and not self._closed and self._thread is me:
+                    now = self.clock.now()
+                    while self._timers and self._timers[0][0] <= now:
+                        heapq.heappop(self._timers)[2].fire()
+                    due = self._take_due(now)
+                    if due:
+                        self._reading.update(due)
+                        cond.release()
+                        try:
+                            self._read_batch(due)
+                        finally:
+                            cond.acquire()
+                        continue
+                    wake = self._next_due()
+                    if self._timers and (wake is None or self._timers[0][0] < wake):
+                        wake = self._timers[0][0]
+                    if self._waiting == 0 and self._moves_time_only_when_waited_for():
+                        cond.wait()  # nobody waits: virtual time stands still until somebody does
+                        continue
+                    self.clock.wait_sync(cond, wake)
+            except Exception:
+                logger.exception("the %s poller thread stopped", self.provider)
+            finally:
+                if self._thread is me:
+                    self._thread = None
+
+    def _read_batch(self, due: list[_Core]) -> None:
+        workers = min(len(due), self.policy.max_concurrent_reads)
+        if workers == 1:
+            for core in due:
+                self._read(core)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.policy.max_concurrent_reads, thread_name_prefix=f"billkit-{self.provider}-read"
+            )
+        list(self._pool.map(self._read, due))
+
+    def _read(self, core: _Core) -> None:
+        with self._cond:
+            if core.done:
+                self._reading.discard(core)
+                return
+            self._read_started(core)
+        try:
+            outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
+            with self._cond:
+                self._in_flight -= 1
+                self._reading.discard(core)
+                self._put_back(core)
+            raise
+        with self._cond:
+            self._reading.discard(core)
+            self._read_ended(core, outcome)
+
+    def read_now(self, core: _Core) -> None:
+        """One status read of ``core`` in the calling thread (``op.refresh()``)."""
+        with self._cond:
+            if core.done:
+                return
+            self._read_started(core)
+        try:
+            outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
+            with self._cond:
+                self._in_flight -= 1
+            raise
+        with self._cond:
+            self._read_ended(core, outcome)
+
+    # -- blocking waits ------------------------------------------------------------------------------------------
+    def add_waiter(self, waiter: _ThreadWaiter, until: float | None) -> None:
+        with self._cond:
+            self._waiting += 1
+            if until is not None:
+                heapq.heappush(self._timers, (until, next(self._seq), waiter))
+            self._cond.notify_all()
+        self.ensure_running()
+
+    def remove_waiter(self, waiter: _ThreadWaiter) -> None:
+        with self._cond:
+            self._waiting -= 1
+            if any(w is waiter for _, _, w in self._timers):
+                self._timers = [t for t in self._timers if t[2] is not waiter]
+                heapq.heapify(self._timers)
+
+    def shutdown(self) -> None:
+        """End every pending operation (OperationCancelled) and let the thread and the read pool go."""
+        self.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def composite_result(parent: _Core) -> BulkResult:
@@ -572,13 +931,88 @@ def composite_result(parent: _Core) -> BulkResult:
             items.append(ItemResult(index=index, status=ItemStatus.FAILED, error=child))
         elif child.state is OperationState.SUCCEEDED:
             bill = child.value if isinstance(child.value, Bill) else None
-            items.append(ItemResult(index=index, status=ItemStatus.SUCCEEDED, bill=bill,
-                                    reference=bill.reference if bill else None))  # fmt: skip
-        elif child.state is OperationState.FAILED:
+            items.append(
+                ItemResult(
+                    index=index, status=ItemStatus.SUCCEEDED, bill=bill, reference=bill.reference if bill else None
+                )
+            )
+        elif child.done:
             items.append(ItemResult(index=index, status=ItemStatus.FAILED, error=child.error))
         else:
             items.append(ItemResult(index=index, status=ItemStatus.PENDING))
     return BulkResult(items=tuple(items), provider=parent.provider, provider_id=parent.id)
+
+
+# -- waiting -----------------------------------------------------------------------------------------------------
+
+
+def _attach(cores: Sequence[_Core], waiter: _Waiter) -> list[_Core]:
+    """Hang ``waiter`` on every unfinished core (under each core's scheduler guard); the cores it hangs on."""
+    attached: list[_Core] = []
+    for core in cores:
+        with core.scheduler._guard:
+            if core.done:
+                waiter.core_ended(core)
+            else:
+                core.waiters.append(waiter)
+                attached.append(core)
+    return attached
+
+
+def _detach(cores: Sequence[_Core], waiter: _Waiter) -> None:
+    for core in cores:
+        with core.scheduler._guard, contextlib.suppress(ValueError):
+            core.waiters.remove(waiter)
+
+
+def _need(cores: Sequence[_Core], any_done: bool) -> int:
+    return 1 if any_done else len(cores)
+
+
+async def _wait(cores: Sequence[_Core], timeout: float | None, *, any_done: bool = False) -> None:
+    """Return when all (or any) of ``cores`` have ended, or after ``timeout`` on their clock. Waits only."""
+    if not cores:
+        return
+    waiter = _AsyncWaiter(_need(cores, any_done))
+    attached = _attach(cores, waiter)
+    try:
+        if waiter.event.is_set():
+            return
+        for scheduler in {id(c.scheduler): c.scheduler for c in attached}.values():
+            scheduler.ensure_running()
+        if timeout is None:
+            await waiter.event.wait()
+        else:
+            clock = cores[0].scheduler.clock
+            await clock.sleep_until(clock.now() + timeout, waiter.event)
+    finally:
+        _detach(attached, waiter)
+
+
+def _wait_sync(
+    cores: Sequence[_Core], timeout: float | None, *, any_done: bool = False, ended: deque[_Core] | None = None
+) -> None:
+    if not cores:
+        return
+    waiter = _ThreadWaiter(_need(cores, any_done))
+    waiter.ended = ended
+    attached = _attach(cores, waiter)
+    pollers = [s for s in {id(c.scheduler): c.scheduler for c in attached}.values() if isinstance(s, ThreadPoller)]
+    if not pollers:
+        if attached:
+            raise TypeError("a blocking wait over operations of an AsyncClient: await them instead")
+        return
+    until = None if timeout is None else pollers[0].clock.now() + timeout
+    for i, poller in enumerate(pollers):
+        poller.add_waiter(waiter, until if i == 0 else None)
+    try:
+        while not waiter.event.wait(1.0):  # a heartbeat: a poller lost to a fork is started again
+            for poller in pollers:
+                poller.ensure_running()
+    finally:
+        for poller in pollers:
+            poller.remove_waiter(waiter)
+        _detach(attached, waiter)
 
 
 # -- the public handles --------------------------------------------------------------------------------
@@ -629,6 +1063,10 @@ class _Handle(Generic[T]):
         """The error the operation ended with, if it ended with one."""
         return self._core.error
 
+    def cancel(self) -> None:
+        """Stop polling locally; waiting raises :class:`OperationCancelled` at once. The provider is not told."""
+        self._core.scheduler.cancel(self._core)
+
     def _outcome(self) -> T:
         core = self._core
         if core.state is OperationState.SUCCEEDED:
@@ -642,8 +1080,11 @@ class _Handle(Generic[T]):
         return OperationTimeout(
             f"operation {core.id} still running after the wait's timeout; last status {last!r}. "
             "It keeps its place: wait again, or resume it later from err.token",
-            provider=core.provider, status=last, provider_status=core.provider_status, token=core.token(),
-        )  # fmt: skip
+            provider=core.provider,
+            status=last,
+            provider_status=core.provider_status,
+            token=core.token,
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider} {self.id} {self.state.value} status={self.status}>"
@@ -660,33 +1101,26 @@ class Operation(_Handle[T]):
     async def result(self, timeout: float | None = None) -> T:
         """The result; raises the failure, or :class:`OperationTimeout` if ``timeout`` passes first."""
         core = self._core
-        until = None if timeout is None else core.scheduler.clock.now() + timeout
-        await core.scheduler.wait([core], until)
         if not core.done:
-            raise self._local_timeout()
+            await _wait([core], timeout)
+            if not core.done:
+                raise self._local_timeout()
         return self._outcome()
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until done or ``timeout``; never raises the operation's error. Returns ``done()``."""
-        core = self._core
-        until = None if timeout is None else core.scheduler.clock.now() + timeout
-        await core.scheduler.wait([core], until)
-        return core.done
+        if not self._core.done:
+            await _wait([self._core], timeout)
+        return self._core.done
 
     async def refresh(self) -> BillStatus | None:
         """Read the status once now and return it."""
         core = self._core
-        if core.children is not None:
-            for child in core.children:
-                if isinstance(child, _Core):
-                    await core.scheduler.poll_once(child)
-        else:
-            await core.scheduler.poll_once(core)
+        scheduler = core.scheduler
+        assert isinstance(scheduler, AsyncPoller)
+        for one in [c for c in core.children or () if isinstance(c, _Core)] if core.children is not None else [core]:
+            await scheduler.read_now(one)
         return core.status
-
-    def cancel(self) -> None:
-        """Stop polling locally; awaiting raises :class:`OperationCancelled`. The provider is not told."""
-        self._core.scheduler.cancel(self._core)
 
 
 class BulkOperation(Operation[BulkResult]):
@@ -697,15 +1131,18 @@ class BulkOperation(Operation[BulkResult]):
     @property
     def progress(self) -> tuple[int, int]:
         """(items finished, total), without I/O."""
-        core = self._core
-        if core.progress is not None:
-            return core.progress
-        return (0, core.total or 0)
+        return _progress(self._core)
 
     @property
     def partial(self) -> BulkResult | None:
         """The per-item picture so far (pending items marked PENDING), without I/O."""
         return _partial(self._core)
+
+
+def _progress(core: _Core) -> tuple[int, int]:
+    if core.progress is not None:
+        return core.progress
+    return (0, core.total or 0)
 
 
 def _partial(core: _Core) -> BulkResult | None:
@@ -716,60 +1153,31 @@ def _partial(core: _Core) -> BulkResult | None:
     return core.partial
 
 
-class _Portal:
-    """One event-loop thread shared by every blocking client, so blocking operations of any clients mix."""
-
-    def __init__(self) -> None:
-        self._cm: Any = None
-        self.portal: anyio.from_thread.BlockingPortal | None = None
-        self.users = 0
-
-    def acquire(self) -> anyio.from_thread.BlockingPortal:
-        if self.portal is None:
-            import anyio.from_thread  # only blocking code needs the portal thread
-
-            self._cm = anyio.from_thread.start_blocking_portal()
-            self.portal = self._cm.__enter__()
-        self.users += 1
-        assert self.portal is not None
-        return self.portal
-
-    def release(self) -> None:
-        self.users -= 1
-        if self.users <= 0 and self._cm is not None:
-            cm, self._cm, self.portal = self._cm, None, None
-            self.users = 0
-            cm.__exit__(None, None, None)
-
-
-PORTAL = _Portal()
-
-
 class BlockingOperation(_Handle[T]):
-    """The blocking twin of :class:`Operation`, over the same core: ``bill = op.result(timeout=600)``."""
+    """The blocking twin of :class:`Operation`, over the same kind of core: ``bill = op.result(timeout=600)``."""
 
-    __slots__ = ("_async", "_portal")
-
-    def __init__(self, op: Operation[T], portal: anyio.from_thread.BlockingPortal) -> None:
-        super().__init__(op._core)
-        self._async = op
-        self._portal = portal
+    __slots__ = ()
 
     def result(self, timeout: float | None = None) -> T:
-        return self._portal.call(self._async.result, timeout)
+        core = self._core
+        if not core.done:
+            _wait_sync([core], timeout)
+            if not core.done:
+                raise self._local_timeout()
+        return self._outcome()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._portal.call(self._async.wait, timeout)
+        if not self._core.done:
+            _wait_sync([self._core], timeout)
+        return self._core.done
 
     def refresh(self) -> BillStatus | None:
-        return self._portal.call(self._async.refresh)
-
-    def cancel(self) -> None:
-        self._portal.call(self._async.cancel)
-
-    @property
-    def async_operation(self) -> Operation[T]:
-        return self._async
+        core = self._core
+        scheduler = core.scheduler
+        assert isinstance(scheduler, ThreadPoller)
+        for one in [c for c in core.children or () if isinstance(c, _Core)] if core.children is not None else [core]:
+            scheduler.read_now(one)
+        return core.status
 
 
 class BlockingBulkOperation(BlockingOperation[BulkResult]):
@@ -777,7 +1185,7 @@ class BlockingBulkOperation(BlockingOperation[BulkResult]):
 
     @property
     def progress(self) -> tuple[int, int]:
-        return BulkOperation.progress.fget(self)  # type: ignore[attr-defined,no-any-return]
+        return _progress(self._core)
 
     @property
     def partial(self) -> BulkResult | None:
@@ -786,47 +1194,8 @@ class BlockingBulkOperation(BlockingOperation[BulkResult]):
 
 # -- gather and as_completed ---------------------------------------------------------------------------
 
-AnyOperation = Operation[Any]
 
-
-def _groups(cores: Sequence[_Core]) -> dict[int, tuple[Scheduler, list[_Core]]]:
-    groups: dict[int, tuple[Scheduler, list[_Core]]] = {}
-    for core in cores:
-        groups.setdefault(id(core.scheduler), (core.scheduler, []))[1].append(core)
-    return groups
-
-
-def _clock_of(cores: Sequence[_Core]) -> Clock | None:
-    return cores[0].scheduler.clock if cores else None
-
-
-async def _wait_all(cores: Sequence[_Core], timeout: float | None, *, any_done: bool) -> None:
-    groups = list(_groups(cores).values())
-    clock = _clock_of(cores)
-    if clock is None:
-        return
-
-    def until_for(s: Scheduler) -> float | None:
-        return None if timeout is None else s.clock.now() + timeout
-
-    if len(groups) == 1:
-        sched, members = groups[0]
-        await sched.wait(members, until_for(sched), any_done=any_done)
-        return
-    async with anyio.create_task_group() as tg:
-
-        async def one(s: Scheduler, members: list[_Core]) -> None:
-            await s.wait(members, until_for(s), any_done=any_done)
-            if any_done:
-                tg.cancel_scope.cancel()
-
-        for sched, members in groups:
-            tg.start_soon(one, sched, members)
-
-
-async def _gather(ops: Sequence[_Handle[Any]], timeout: float | None, return_exceptions: bool) -> list[Any]:
-    cores = [op._core for op in ops]
-    await _wait_all(cores, timeout, any_done=False)
+def _results(ops: Sequence[_Handle[Any]], return_exceptions: bool) -> list[Any]:
     results: list[Any] = []
     for op in ops:
         if not op.done():
@@ -840,6 +1209,11 @@ async def _gather(ops: Sequence[_Handle[Any]], timeout: float | None, return_exc
     return results
 
 
+async def _gather(ops: Sequence[Operation[Any]], timeout: float | None, return_exceptions: bool) -> list[Any]:
+    await _wait([op._core for op in ops], timeout)
+    return _results(ops, return_exceptions)
+
+
 @overload
 def gather(*ops: Operation[T], timeout: float | None = ..., return_exceptions: bool = ...) -> Awaitable[list[T]]: ...
 @overload
@@ -849,7 +1223,7 @@ def gather(
     timeout: float | None = None,
     return_exceptions: bool = False,
 ) -> Awaitable[list[Any]] | list[Any]:
-    """Wait for every operation (any mix of providers) within one shared ``timeout``; results in order.
+    """Wait for every operation (any mix of providers and clients) within one shared ``timeout``; results in order.
 
     With async operations, ``await billkit.gather(...)``; with blocking ones, call it directly. The first
     failure is raised unless ``return_exceptions=True`` (then errors take their place in the list). If the
@@ -860,70 +1234,113 @@ def gather(
     if blocking:
         if len(blocking) != len(ops):
             raise TypeError("gather: do not mix blocking and async operations")
-        portal = blocking[0]._portal
-        result: list[Any] = portal.call(_gather, list(ops), timeout, return_exceptions)
-        return result
-    return _gather(list(ops), timeout, return_exceptions)
-
-
-class _AsCompleted(Generic[T]):
-    def __init__(self, ops: Sequence[_Handle[T]], timeout: float | None) -> None:
-        self._left = list(ops)
-        self._ready: list[_Handle[T]] = []
-        self._timeout = timeout
-        self._until: float | None = None
-
-    def _take(self) -> _Handle[T] | None:
-        for op in self._left:
-            if op.done():
-                self._left.remove(op)
-                return op
-        return None
-
-    async def next(self) -> _Handle[T]:
-        if not self._left:
-            raise StopAsyncIteration
-        clock = self._left[0]._core.scheduler.clock
-        if self._timeout is not None and self._until is None:
-            self._until = clock.now() + self._timeout
-        while True:
-            ready = self._take()
-            if ready is not None:
-                return ready
-            remaining = None if self._until is None else self._until - clock.now()
-            if remaining is not None and remaining <= 0:
-                raise self._left[0]._local_timeout()
-            await _wait_all([op._core for op in self._left], remaining, any_done=True)
+        _wait_sync([op._core for op in blocking], timeout)
+        return _results(blocking, return_exceptions)
+    return _gather([op for op in ops if isinstance(op, Operation)], timeout, return_exceptions)
 
 
 class AsyncAsCompleted(AsyncIterator[Operation[T]]):
+    """``async for op in billkit.as_completed(ops)``: one waiter over all of them, O(1) per operation."""
+
     def __init__(self, ops: Sequence[Operation[T]], timeout: float | None) -> None:
-        self._it = _AsCompleted(ops, timeout)
+        self._handles = {id(op._core): op for op in ops}
+        self._cores = [op._core for op in ops]
+        self._ended: deque[_Core] = deque()
+        self._left = len(ops)
+        self._timeout = timeout
+        self._until: float | None = None
+        self._waiter: _AsyncWaiter | None = None
+        self._attached: list[_Core] = []
 
     def __aiter__(self) -> AsyncAsCompleted[T]:
         return self
 
     async def __anext__(self) -> Operation[T]:
-        return await self._it.next()  # type: ignore[return-value]
+        if self._left == 0:
+            self._close()
+            raise StopAsyncIteration
+        clock = self._cores[0].scheduler.clock
+        if self._waiter is None:
+            self._waiter = _AsyncWaiter(1)
+            self._waiter.ended = self._ended
+            self._attached = _attach(self._cores, self._waiter)
+            if self._timeout is not None:
+                self._until = clock.now() + self._timeout
+        while not self._ended:
+            for scheduler in {id(c.scheduler): c.scheduler for c in self._attached if not c.done}.values():
+                scheduler.ensure_running()
+            if self._until is None:
+                await self._waiter.event.wait()
+            else:
+                if clock.now() >= self._until:
+                    pending = next(op for op in self._handles.values() if not op.done())
+                    raise pending._local_timeout()
+                await clock.sleep_until(self._until, self._waiter.event)
+            self._waiter.event = anyio.Event()
+        self._left -= 1
+        return self._handles[id(self._ended.popleft())]
+
+    def _close(self) -> None:
+        if self._waiter is not None:
+            _detach(self._attached, self._waiter)
 
 
 class BlockingAsCompleted(Iterator[BlockingOperation[T]]):
+    """``for op in billkit.as_completed(ops)``: one waiter over all of them, O(1) per operation."""
+
     def __init__(self, ops: Sequence[BlockingOperation[T]], timeout: float | None) -> None:
-        self._it = _AsCompleted(ops, timeout)
-        self._portal = ops[0]._portal if ops else None
+        self._handles = {id(op._core): op for op in ops}
+        self._cores = [op._core for op in ops]
+        self._ended: deque[_Core] = deque()
+        self._left = len(ops)
+        self._timeout = timeout
+        self._until: float | None = None
+        self._waiter: _ThreadWaiter | None = None
+        self._attached: list[_Core] = []
 
     def __iter__(self) -> BlockingAsCompleted[T]:
         return self
 
     def __next__(self) -> BlockingOperation[T]:
-        if self._portal is None:
+        if self._left == 0:
+            self._close()
             raise StopIteration
-        try:
-            op = self._portal.call(self._it.next)
-        except StopAsyncIteration:
-            raise StopIteration from None
-        assert isinstance(op, BlockingOperation)
-        return op
+        if self._waiter is None:
+            self._waiter = _ThreadWaiter(1)
+            self._waiter.ended = self._ended
+            self._attached = _attach(self._cores, self._waiter)
+            if self._timeout is not None:
+                self._until = self._cores[0].scheduler.clock.now() + self._timeout
+        waiter = self._waiter
+        waiter.event.clear()
+        if not self._ended:
+            pending = [c for c in self._attached if not c.done]
+            pollers = [
+                s for s in {id(c.scheduler): c.scheduler for c in pending}.values() if isinstance(s, ThreadPoller)
+            ]
+            for i, poller in enumerate(pollers):
+                poller.add_waiter(waiter, self._until if i == 0 else None)
+            try:
+                while not self._ended:
+                    if self._until is not None and pollers and pollers[0].clock.now() >= self._until:
+                        break
+                    if waiter.event.wait(1.0):
+                        waiter.event.clear()
+                    else:
+                        for poller in pollers:
+                            poller.ensure_running()
+            finally:
+                for poller in pollers:
+                    poller.remove_waiter(waiter)
+            if not self._ended:
+                unfinished = next(op for op in self._handles.values() if not op.done())
+                raise unfinished._local_timeout()
+        self._left -= 1
+        return self._handles[id(self._ended.popleft())]
+
+    def _close(self) -> None:
+        if self._waiter is not None:
+            _detach(self._attached, self._waiter)
 
 
 @overload
@@ -933,7 +1350,7 @@ def as_completed(ops: Sequence[Operation[T]], *, timeout: float | None = ...) ->
 def as_completed(
     ops: Sequence[Operation[Any]] | Sequence[BlockingOperation[Any]], *, timeout: float | None = None
 ) -> AsyncAsCompleted[Any] | BlockingAsCompleted[Any]:
-    """Yield operations as they finish (``async for`` for async ones, ``for`` for blocking ones).
+    """Yield operations as they finish (``async for`` for async ones, ``for`` for blocking ones), of any clients.
 
     Each yielded operation is done: ``await op`` / ``op.result()`` gives its result or raises its error.
     When the shared ``timeout`` passes, :class:`OperationTimeout` is raised for an unfinished one.
@@ -944,7 +1361,3 @@ def as_completed(
     if any(isinstance(op, BlockingOperation) for op in items):
         raise TypeError("as_completed: do not mix blocking and async operations")
     return AsyncAsCompleted(items, timeout)
-
-
-def _failed(provider: str, message: str, **kwargs: Any) -> OperationFailed:
-    return OperationFailed(message, provider=provider, **kwargs)

@@ -17,6 +17,7 @@ import enum
 import os
 import pickle
 import random
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from billkit.clock import Clock, VirtualClock
+from billkit.flows import on_fork
 from billkit.money import loads_decimal
 from billkit.transport import dumps
 
@@ -115,8 +117,12 @@ def json_response(status: int, payload: Any, headers: Mapping[str, str] | None =
     )
 
 
-class Sandbox(httpx.AsyncBaseTransport):
-    """Base of every provider sandbox. Subclasses implement :meth:`handle`."""
+class Sandbox(httpx.AsyncBaseTransport, httpx.BaseTransport):
+    """Base of every provider sandbox. Subclasses implement :meth:`handle`.
+
+    A sandbox is both an async and a blocking httpx transport, so ``AsyncClient`` and ``Client`` both run on it;
+    one lock serialises its handler, so threads sharing a blocking client see one consistent provider.
+    """
 
     provider: str = ""
     base_url: str = "https://sandbox.invalid"
@@ -127,6 +133,11 @@ class Sandbox(httpx.AsyncBaseTransport):
         self.clock: Clock = clock or VirtualClock()
         self.faults = faults or Faults()
         self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        on_fork(self, Sandbox._new_lock)
+
+    def _new_lock(self) -> None:
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} requests={len(self.requests)}>"
@@ -148,7 +159,24 @@ class Sandbox(httpx.AsyncBaseTransport):
 
     # -- the transport ------------------------------------------------------------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        content = await request.aread()
+        early, fault, routed, body = self._receive(request, await request.aread())
+        if early is not None:
+            return early
+        if fault is Fault.SLOW:
+            await self.clock.sleep(self.faults.slow_seconds)
+        return self._answer(request, routed, body, fault)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        early, fault, routed, body = self._receive(request, request.read())
+        if early is not None:
+            return early
+        if fault is Fault.SLOW:
+            self.clock.sleep_sync(self.faults.slow_seconds)
+        return self._answer(request, routed, body, fault)
+
+    def _receive(self, request: httpx.Request, content: bytes
+                 ) -> tuple[httpx.Response | None, Fault | None, httpx.Request, Any]:  # fmt: skip
+        """Record the request and pick its fault; an answer when the fault decides it before the handler."""
         body: Any = None
         if content:
             try:
@@ -159,25 +187,20 @@ class Sandbox(httpx.AsyncBaseTransport):
         prefix = httpx.URL(self.base_url).path.rstrip("/")
         if prefix and path.startswith(prefix):
             path = path[len(prefix) :] or "/"
-        fault = self.faults.pick(request.method, path)
-        self.requests.append(
-            RecordedRequest(
-                request.method,
-                path,
-                dict(request.url.params),
-                body,
-                self.clock.now(),
-                fault.value if fault else None,
-            )
-        )
+        with self._lock:
+            fault = self.faults.pick(request.method, path)
+            self.requests.append(RecordedRequest(request.method, path, dict(request.url.params), body,
+                                                 self.clock.now(), fault.value if fault else None))  # fmt: skip
         if fault is Fault.DROP_BEFORE:
             raise httpx.ConnectError("sandbox: connection refused (injected)", request=request)
         if fault in (Fault.SERVER_ERROR, Fault.RATE_LIMIT):
-            return self.fault_response(fault)
-        if fault is Fault.SLOW:
-            await self.clock.sleep(self.faults.slow_seconds)
+            return self.fault_response(fault), fault, request, body
         routed = request if prefix == "" else _strip_prefix(request, path)
-        response = self.handle(routed, body)
+        return None, fault, routed, body
+
+    def _answer(self, request: httpx.Request, routed: httpx.Request, body: Any, fault: Fault | None) -> httpx.Response:
+        with self._lock:
+            response = self.handle(routed, body)
         if fault is Fault.DROP_AFTER:
             raise httpx.RemoteProtocolError("sandbox: connection dropped after the server acted (injected)",
                                             request=request)  # fmt: skip
@@ -203,11 +226,17 @@ class Sandbox(httpx.AsyncBaseTransport):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state.pop("_lock", None)
         clock = state.get("clock")
         if isinstance(clock, VirtualClock):
             fresh = VirtualClock(clock.now(), autojump=clock.autojump, wall_start=clock.wall())
             state["clock"] = fresh
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._new_lock()
+        on_fork(self, Sandbox._new_lock)
 
     def received(self, method: str | None = None, path_contains: str | None = None) -> list[RecordedRequest]:
         """The recorded requests, filtered."""

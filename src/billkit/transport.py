@@ -1,20 +1,26 @@
-"""Transport: one place that sends requests, retries what is safe to retry, and turns failures into errors.
+"""Transport: one place that sends requests, decides every retry, and turns failures into typed errors.
 
-Adapters describe a request with :class:`Request` (pure data, including whether it is safe to repeat) and
-read the :class:`Response`; :class:`Transport` executes it over ``httpx`` with the client's
-:class:`RetryPolicy`. The rules (design.md section 4):
+Adapters describe a request with :class:`Request` (pure data) and read the :class:`Response`. :meth:`Transport.send`
+is a flow (see :mod:`billkit.flows`): it builds the HTTP exchange once, yields it to the driver (blocking or async),
+and asks :func:`decide` what to do with each outcome. The rules (design.md section 4), **fail closed**:
 
-* A **safe** request (a read, or a create the provider de-duplicates by idempotency key) is retried on
-  connection errors, timeouts, dropped connections, 408, 429, 500, 502, 503 and 504.
-* An **unsafe** request (a create the provider cannot de-duplicate) is retried only when the request
-  provably never arrived (connect error, pool timeout) or the server refused it before acting (429, or 503
-  with Retry-After). Anything else that leaves the outcome open (read timeout, dropped connection after
-  sending, 408, other 5xx) raises :class:`OutcomeUnknownError` saying how to check.
-* ``Retry-After`` (seconds or HTTP date) is honoured up to ``RetryPolicy.max_retry_after``; a longer hint
-  raises :class:`RateLimitError` with ``retry_after`` instead of sleeping for minutes.
+* A request is **safe to repeat** when it is a read (GET, HEAD, OPTIONS) or it carries an idempotency key the
+  provider honours (``Request(..., idempotent=True)``: Facturapi's ``idempotency_key``). Every other POST, PUT, PATCH
+  and DELETE is **unsafe**, whatever the adapter forgot to say.
+* A safe request is retried on connection errors, timeouts, dropped connections, 408, 429, 500, 502, 503 and 504.
+* An unsafe request is retried only when it provably never arrived (connect error, connect or pool timeout) or the
+  provider's documents say the answer means it was not acted on (429; a code the adapter's error parser marks
+  ``retryable=True``, such as BILL's ``BDC_1322``). A 503, with or without ``Retry-After``, is *not* such a proof.
+  Anything else that leaves the outcome open raises :class:`OutcomeUnknownError` (with ``how_to_check``) for a
+  request that names a business ``reference``, or the error itself for any other write.
+* ``Retry-After`` (seconds or HTTP date) is honoured up to ``RetryPolicy.max_retry_after``; a longer hint ends the
+  request with :class:`RateLimitError` (``retry_after`` set) instead of sleeping for minutes.
+* ``RetryPolicy.total_budget`` is a deadline across attempts: no sleep goes past it, and each attempt's timeouts
+  are cut to what is left of it.
+* An answer larger than ``max_response_bytes`` is refused (:class:`ResponseTooLargeError`) without reading the rest.
 
-Logs go to the ``billkit`` logger: metadata only (method, path, status, attempt, elapsed, request id).
-Headers are never logged except through :func:`redact_headers`, which keeps an allowlist.
+Logs go to the ``billkit`` logger: metadata only (method, path, status, attempt, elapsed, request id). Headers are
+never logged except through :func:`redact_headers`, which keeps an allowlist.
 """
 
 from __future__ import annotations
@@ -28,13 +34,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+from urllib.parse import quote
 
-import anyio
 import httpx
 import pydantic
 
-from billkit.clock import Clock, SystemClock
+from billkit.clock import Clock
 from billkit.errors import (
     APIConnectionError,
     APIError,
@@ -43,24 +49,27 @@ from billkit.errors import (
     OutcomeUnknownError,
     Problem,
     RateLimitError,
+    ResponseTooLargeError,
     ValidationError,
     api_error_for_status,
 )
+from billkit.flows import CURRENT_POLICY, Answer, Exchange, Failure, FailureKind, Flow, Sleep
 from billkit.money import loads_decimal
 
-if TYPE_CHECKING:
-    from tenacity import RetryCallState
-
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "Decision",
     "ErrorParser",
     "Request",
     "Response",
     "RetryPolicy",
-    "Safety",
     "Timeouts",
     "Transport",
+    "Verdict",
     "check_sendable",
+    "decide",
     "dumps",
+    "is_transient",
     "json_problems",
     "parse_retry_after",
     "read_model",
@@ -72,14 +81,17 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 logger = logging.getLogger("billkit")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: the largest answer read into memory unless a client says otherwise (downloads stream instead)
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How requests are retried. Delays in seconds; ``jitter`` is a fraction (0.25 = +/-25 %).
 
-    ``max_retry_after`` is the longest server hint billkit will sleep for; ``total_budget`` bounds the time
-    spent on one request across all attempts.
+    ``max_retry_after`` is the longest server hint billkit will sleep for; ``total_budget`` is the deadline of one
+    request across all its attempts and sleeps (each attempt's timeouts are cut to what is left of it).
     """
 
     max_attempts: int = 4
@@ -95,6 +107,8 @@ class RetryPolicy:
             raise ValueError("max_attempts must be at least 1")
         if not 0 <= self.jitter <= 1:
             raise ValueError("jitter must be between 0 and 1")
+        if self.total_budget <= 0:
+            raise ValueError("total_budget must be positive")
 
     @classmethod
     def none(cls) -> RetryPolicy:
@@ -103,7 +117,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """The delay before retry number ``attempt`` (1-based), with jitter."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** min(attempt - 1, 64))
         if self.jitter:
             base *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, base)
@@ -119,15 +133,33 @@ class Timeouts:
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
+    @property
+    def longest(self) -> float:
+        return max(self.connect, self.read, self.write, self.pool)
 
-class Safety(enum.Enum):
-    SAFE = "safe"  # reads, and creates the provider de-duplicates (idempotency key)
-    UNSAFE = "unsafe"  # creates without de-duplication: never repeated once they may have arrived
+    def within(self, left: float) -> httpx.Timeout:
+        """These timeouts, none longer than ``left`` seconds."""
+        left = max(0.001, left)
+        return httpx.Timeout(
+            connect=min(self.connect, left),
+            read=min(self.read, left),
+            write=min(self.write, left),
+            pool=min(self.pool, left),
+        )
 
 
 @dataclass(frozen=True)
 class Request:
-    """A request described as data. ``path`` is relative to the client's base URL."""
+    """A request described as data.
+
+    ``path`` is relative to the client's base URL; each ``{}`` in it is replaced by the next of ``ids``, escaped as
+    one path segment (``/`` ``?`` ``#`` ``%`` and spaces encoded; an empty, ``.`` or ``..`` id is refused), so an id
+    from a caller, a token or a provider answer can only ever name its own resource.
+
+    ``idempotent`` says the provider de-duplicates this write (an idempotency key it honours): only then is a
+    POST/PUT/PATCH/DELETE repeated after it may have arrived. ``reference`` (the business reference) and
+    ``how_to_check`` go into the :class:`OutcomeUnknownError` of a write whose outcome could not be known.
+    """
 
     method: str
     path: str
@@ -135,15 +167,16 @@ class Request:
     json: Any = None
     content: bytes | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    safety: Safety = Safety.SAFE
-    #: for unsafe requests: the business reference and how a person checks whether it was created
+    ids: tuple[str, ...] = ()
+    idempotent: bool = False
     reference: str | None = None
     how_to_check: str = ""
+    max_bytes: int | None = None
 
-    @classmethod
-    def unsafe(cls, method: str, path: str, *, how_to_check: str, reference: str | None = None,
-               **kwargs: Any) -> Request:  # fmt: skip
-        return cls(method, path, safety=Safety.UNSAFE, how_to_check=how_to_check, reference=reference, **kwargs)
+    @property
+    def safe(self) -> bool:
+        """Whether repeating this request can never do a thing twice."""
+        return self.idempotent or self.method in SAFE_METHODS
 
 
 @dataclass(frozen=True)
@@ -162,9 +195,13 @@ class Response:
         try:
             return loads_decimal(self.content)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise APIError(f"{self.provider} answered HTTP {self.status_code} with a body that is not JSON ({exc})",
-                           provider=self.provider, status_code=self.status_code, request_id=self.request_id,
-                           raw=self.text[:500]) from None  # fmt: skip
+            raise APIError(
+                f"{self.provider} answered HTTP {self.status_code} with a body that is not JSON ({exc})",
+                provider=self.provider,
+                status_code=self.status_code,
+                request_id=self.request_id,
+                raw=self.text[:500],
+            ) from None
 
     def json_or_none(self) -> Any:
         try:
@@ -207,7 +244,12 @@ ErrorParser = Callable[[Response], APIError]
 
 
 def default_error(
-    provider: str, response: Response, *, code: str | None = None, message: str | None = None
+    provider: str,
+    response: Response,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+    retryable: bool | None = None,
 ) -> APIError:
     """The APIError subclass for ``response``'s status, with ``retry_after`` for 429."""
     cls = api_error_for_status(response.status_code)
@@ -217,6 +259,7 @@ def default_error(
         "code": code,
         "request_id": response.request_id,
         "raw": response.json_or_none(),
+        "retryable": retryable,
     }
     text = message or f"HTTP {response.status_code}"
     if issubclass(cls, RateLimitError):
@@ -251,14 +294,108 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 _SAFE_HEADERS = frozenset(
-    {"content-type", "content-length", "retry-after", "x-request-id", "x-facturapi-log-id", "user-agent",
-     "accept", "location", "date"}
-)  # fmt: skip
+    {
+        "content-type",
+        "content-length",
+        "retry-after",
+        "x-request-id",
+        "x-facturapi-log-id",
+        "user-agent",
+        "accept",
+        "location",
+        "date",
+    }
+)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers with every value outside an allowlist replaced by ``[redacted]``."""
     return {k: (v if k.lower() in _SAFE_HEADERS else "[redacted]") for k, v in headers.items()}
+
+
+# -- the one retry decision ---------------------------------------------------------------------------------------
+
+
+class Verdict(enum.Enum):
+    RETRY = "retry"  # send the same request again after ``delay``
+    RAISE = "raise"  # the error is the answer
+    UNKNOWN = "unknown"  # a write that may have acted: raise OutcomeUnknownError, never send it again
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    delay: float = 0.0
+
+
+def may_have_acted(outcome: Answer | Failure, error: BillkitError) -> bool:
+    """Whether the server may have carried out the request although no success came back."""
+    if isinstance(outcome, Failure):
+        return outcome.kind is not FailureKind.NOT_SENT
+    if outcome.status_code == 429 or (isinstance(error, APIError) and error.retryable is True):
+        return False  # refused before acting (the provider documents it)
+    if outcome.status_code in RETRY_STATUSES:
+        return True  # 408, 5xx: the server may have done it, then failed
+    return outcome.status_code < 400  # any other 4xx: refused
+
+
+def is_transient(outcome: Answer | Failure | None, error: BillkitError) -> bool:
+    """Whether the same request may succeed later (the error says nothing final about it)."""
+    if isinstance(outcome, Failure):
+        return outcome.kind is not FailureKind.TOO_LARGE
+    if isinstance(error, APIError):
+        if error.retryable is not None:
+            return error.retryable
+        status = error.status_code or 0
+        if isinstance(error, RateLimitError) and status != 429 and status not in RETRY_STATUSES:
+            return False  # a provider's rate-limit code on another status (BILL's hourly limit): definitive
+        return status in RETRY_STATUSES
+    return isinstance(error, APIConnectionError)
+
+
+def decide(
+    request: Request,
+    outcome: Answer | Failure,
+    error: BillkitError,
+    *,
+    attempt: int,
+    elapsed: float,
+    acted_before: bool,
+    policy: RetryPolicy,
+    backoff: float,
+) -> Decision:
+    """What to do after attempt number ``attempt`` of ``request`` failed with ``error``: a pure function.
+
+    ``elapsed`` is the time since the first attempt began, ``acted_before`` whether an earlier attempt may have
+    acted, ``backoff`` the delay the policy's backoff gives for this attempt.
+    """
+    acted = acted_before or may_have_acted(outcome, error)
+    writes_reference = request.method not in SAFE_METHODS and request.reference is not None
+
+    def give_up() -> Decision:
+        # "not created" would be a lie when an attempt may have acted: the outcome of such a write is unknown
+        return Decision(Verdict.UNKNOWN if acted and writes_reference else Verdict.RAISE)
+
+    if not is_transient(outcome, error):
+        # a definitive answer, unless an attempt may have acted before it (or this one answered unreadably)
+        acted_here = isinstance(outcome, Failure) and may_have_acted(outcome, error)
+        return Decision(Verdict.UNKNOWN if writes_reference and (acted_before or acted_here) else Verdict.RAISE)
+    if not request.safe and may_have_acted(outcome, error):
+        return Decision(Verdict.UNKNOWN if writes_reference else Verdict.RAISE)
+    if attempt >= policy.max_attempts:
+        return give_up()
+    hint = error.retry_after if isinstance(error, RateLimitError) else None
+    if hint is None and isinstance(outcome, Answer):
+        hint = parse_retry_after(outcome.headers.get("retry-after"))
+    if hint is not None and hint > policy.max_retry_after:
+        return give_up()  # too long to sleep: the caller decides (RateLimitError carries retry_after)
+    delay = backoff if hint is None else hint
+    if elapsed + delay >= policy.total_budget:
+        return give_up()
+    return Decision(Verdict.RETRY, delay)
+
+
+# -- JSON ----------------------------------------------------------------------------------------------------------
 
 
 def dumps(payload: Any) -> bytes:
@@ -282,8 +419,9 @@ def check_sendable(body: Any, *, provider: str, prefix: str = "") -> None:
     :func:`json_problems`); what a caller puts there comes through ``provider_options``."""
     unsendable = json_problems(body)
     if unsendable:
-        raise ValidationError([Problem(f"{prefix}provider_options: {where}", why) for where, why in unsendable],
-                              provider=provider)  # fmt: skip
+        raise ValidationError(
+            [Problem(f"{prefix}provider_options: {where}", why) for where, why in unsendable], provider=provider
+        )
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})
@@ -379,27 +517,26 @@ def _encode_other(value: Any, out: list[str]) -> None:
         raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-class _Retry(Exception):
-    """Internal: this attempt failed in a way that may be retried."""
+# -- the transport -------------------------------------------------------------------------------------------------
 
-    def __init__(self, error: BillkitError, retry_after: float | None = None, *, reached: bool = True) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-        #: False only when the server certainly did not act (not connected, or refused before acting)
-        self.reached = reached
+
+def escape_segment(value: str, *, provider: str, what: str = "id") -> str:
+    """``value`` as one URL path segment, or :class:`ValidationError` for an id that cannot be one."""
+    if not isinstance(value, str) or value in ("", ".", ".."):
+        raise ValidationError([Problem(what, f"{value!r} cannot name a resource")], provider=provider)
+    return quote(value, safe="")
 
 
 @dataclass
 class TransportStats:
-    """Counters for demos and benchmarks."""
+    """Counters for demos and benchmarks (approximate when threads share a client)."""
 
     requests: int = 0
     retries: int = 0
 
 
 class Transport:
-    """Executes :class:`Request` descriptions for one provider over an ``httpx.AsyncClient``."""
+    """What one provider's requests share (base URL, headers, error parser, timeouts); :meth:`send` is a flow."""
 
     def __init__(
         self,
@@ -407,177 +544,128 @@ class Transport:
         provider: str,
         base_url: str,
         error_parser: ErrorParser,
-        http_client: httpx.AsyncClient,
-        retry: RetryPolicy,
-        clock: Clock | None = None,
+        clock: Clock,
+        timeouts: Timeouts | None = None,
         default_headers: Mapping[str, str] | None = None,
         request_id_header: str | None = None,
-        max_in_flight: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         rng: random.Random | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.error_parser = error_parser
-        self.http = http_client
-        self.retry = retry
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
+        self.timeouts = timeouts or Timeouts()
         self._headers = dict(default_headers or {})
+        self._json_headers = {**self._headers, "content-type": "application/json"}
         self._request_id_header = request_id_header
-        self._max_in_flight = max_in_flight
-        self._limiter: list[anyio.Semaphore] = []  # shared (by reference) with with_retry() copies
+        self.max_response_bytes = max_response_bytes
         self._rng = rng or random.Random()
         self.stats = TransportStats()
 
     def __repr__(self) -> str:
         return f"Transport(provider={self.provider!r}, base_url={self.base_url!r})"
 
-    def with_retry(self, retry: RetryPolicy) -> Transport:
-        """A copy that shares the connection pool and limiter but retries differently."""
-        twin = Transport.__new__(Transport)
-        twin.__dict__.update(self.__dict__)
-        twin.retry = retry
-        return twin
-
-    async def send(self, request: Request, *, retry: RetryPolicy | None = None) -> Response:
-        """Send ``request``; return a 2xx/3xx :class:`Response` or raise a :class:`BillkitError`."""
-        policy = retry or self.retry
-        start = self.clock.now()
-        try:  # the common case, a first attempt that works, needs none of the retry machinery
-            return await self._attempt(request, 1, policy)
-        except _Retry as failed:
-            first = failed
-        return await self._retry(request, policy, start, first)
-
-    async def _retry(self, request: Request, policy: RetryPolicy, start: float, first: _Retry) -> Response:
-        """Attempts 2.. of :meth:`send` under tenacity, after ``first`` failed in a retryable way."""
-        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt  # only once it is needed
-
-        attempt_no = 0
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            hint = exc.retry_after if isinstance(exc, _Retry) else None
-            return hint if hint is not None else policy.backoff(state.attempt_number, self._rng)
-
-        def stop(state: RetryCallState) -> bool:
-            if stop_after_attempt(policy.max_attempts)(state):
-                return True
-            elapsed = self.clock.now() - start
-            return elapsed + (state.upcoming_sleep or 0.0) > policy.total_budget
-
-        retrying = AsyncRetrying(
-            stop=stop,
-            wait=wait,
-            retry=retry_if_exception_type(_Retry),
-            sleep=self.clock.sleep,
-            reraise=True,
-            before_sleep=lambda s: self._count_retry(request, s),
-        )
-        reached = False  # did an earlier attempt possibly act (an answer lost, a 5xx)?
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempt_no += 1
-                    if attempt_no == 1:  # already made by send(): tenacity only schedules what follows it
-                        reached = first.reached
-                        raise first
-                    try:
-                        return await self._attempt(request, attempt_no, policy)
-                    except _Retry as failed:
-                        reached = reached or failed.reached
-                        raise
-                    except RateLimitError as refused:
-                        raise self._settle(request, refused, reached) from None
-        except _Retry as final:
-            raise self._settle(request, final.error, reached) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _settle(self, request: Request, error: BillkitError, reached: bool) -> BillkitError:
-        """The error a failed create ends with. When the last attempt was refused (a 429, say) but an earlier one
-        may have acted, the outcome is unknown, not failed: "not created" would be a lie half the time. Errors
-        an adapter retries itself (``retryable`` True, e.g. Facturapi's ``idempotency_key_in_use``) stay as they
-        are, for the adapter to settle."""
-        if (reached and request.reference is not None and request.method != "GET" and isinstance(error, APIError)
-                and error.retryable is not True):  # fmt: skip
-            return self._unknown(request, error)
-        return error
-
-    def _count_retry(self, request: Request, state: RetryCallState) -> None:
-        self.stats.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        logger.info(
-            "retrying %s %s after attempt %d in %.2fs: %s",
-            request.method, request.path, state.attempt_number, state.upcoming_sleep or 0.0, exc,
-        )  # fmt: skip
-
-    async def _attempt(self, request: Request, attempt: int, policy: RetryPolicy) -> Response:
-        if self._max_in_flight is not None and not self._limiter:
-            self._limiter.append(anyio.Semaphore(self._max_in_flight))
-        if self._limiter:
-            async with self._limiter[0]:
-                return await self._attempt_unlimited(request, attempt, policy)
-        return await self._attempt_unlimited(request, attempt, policy)
-
-    async def _attempt_unlimited(self, request: Request, attempt: int, policy: RetryPolicy) -> Response:
-        headers = {**self._headers, **request.headers}
+    def _exchange(self, request: Request) -> Exchange:
+        path = request.path
+        if request.ids:
+            path = path.format(*(escape_segment(i, provider=self.provider) for i in request.ids))
         content = request.content
         if request.json is not None:
             content = dumps(request.json)
-            headers.setdefault("content-type", "application/json")
-        url = self.base_url + request.path
-        started = self.clock.now()
-        self.stats.requests += 1
-        try:
-            raw = await self.http.request(request.method, url, params=request.params, content=content, headers=headers)
-            body = await raw.aread()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # the request never reached the server: retrying can never create twice
-            logger.debug("%s %s attempt %d: not sent (%s)", request.method, request.path, attempt, type(exc).__name__)
-            err = APIConnectionError(
-                f"could not connect to {self.provider}: {type(exc).__name__}", provider=self.provider
+            headers = self._json_headers if not request.headers else {**self._json_headers, **request.headers}
+        else:
+            headers = self._headers if not request.headers else {**self._headers, **request.headers}
+        return Exchange(
+            request.method,
+            self.base_url + path,
+            request.params,
+            headers,
+            content,
+            request.max_bytes or self.max_response_bytes,
+        )
+
+    def send(self, request: Request) -> Flow[Response]:
+        """Send ``request`` (with the driver's RetryPolicy); a 2xx/3xx :class:`Response`, or a BillkitError."""
+        policy = yield CURRENT_POLICY
+        exchange = self._exchange(request)
+        clock = self.clock
+        start = clock.now()
+        attempt = 0
+        acted = False
+        while True:
+            attempt += 1
+            elapsed = clock.now() - start
+            left = policy.total_budget - elapsed
+            this = exchange if left >= self.timeouts.longest else _with_timeout(exchange, self.timeouts.within(left))
+            self.stats.requests += 1
+            outcome = yield this
+            if type(outcome) is Answer:
+                request_id = outcome.headers.get(self._request_id_header) if self._request_id_header else None
+                if logger.isEnabledFor(logging.DEBUG):
+                    self._log(request, attempt, outcome.status_code, start, request_id)
+                response = Response(outcome.status_code, outcome.headers, outcome.content, request_id, self.provider)
+                if outcome.status_code < 400:
+                    return response
+                error = self._parse_error(response)
+            else:
+                if logger.isEnabledFor(logging.DEBUG):
+                    self._log(request, attempt, None, start, None)
+                error = self._failure_error(outcome)
+            decision = decide(
+                request,
+                outcome,
+                error,
+                attempt=attempt,
+                elapsed=clock.now() - start,
+                acted_before=acted,
+                policy=policy,
+                backoff=policy.backoff(attempt, self._rng),
             )
-            raise _Retry(err, reached=False) from exc
-        except httpx.TimeoutException as exc:
-            self._log(request, attempt, None, started, None)
-            timeout = APITimeoutError(f"{self.provider} did not answer in time ({type(exc).__name__})",
-                                      provider=self.provider)  # fmt: skip
-            raise self._unknown_or_retry(request, timeout) from exc
-        except httpx.TransportError as exc:
-            self._log(request, attempt, None, started, None)
-            dropped = APIConnectionError(f"connection to {self.provider} dropped ({type(exc).__name__})",
-                                         provider=self.provider)  # fmt: skip
-            raise self._unknown_or_retry(request, dropped) from exc
-        request_id = raw.headers.get(self._request_id_header) if self._request_id_header else None
-        response = Response(raw.status_code, raw.headers, body, request_id, self.provider)
-        self._log(request, attempt, raw.status_code, started, request_id)
-        if raw.status_code < 400:
-            return response
-        return self._fail(request, response, policy)
+            acted = acted or may_have_acted(outcome, error)
+            if decision.verdict is Verdict.RETRY:
+                self.stats.retries += 1
+                logger.info(
+                    "retrying %s %s after attempt %d in %.2fs: %s",
+                    request.method,
+                    request.path,
+                    attempt,
+                    decision.delay,
+                    error,
+                )
+                yield Sleep(decision.delay)
+                continue
+            if decision.verdict is Verdict.UNKNOWN:
+                raise self._unknown(request, error)
+            raise error
 
-    def _fail(self, request: Request, response: Response, policy: RetryPolicy) -> Response:
-        error = self.error_parser(response)
-        status = response.status_code
-        hint = response.retry_after
+    def _parse_error(self, response: Response) -> BillkitError:
+        try:
+            error = self.error_parser(response)
+        except Exception as exc:  # an adapter's parser must not let a foreign exception out
+            error = APIError(
+                f"{self.provider} answered HTTP {response.status_code} ({type(exc).__name__} while reading the error)",
+                provider=self.provider,
+                status_code=response.status_code,
+                request_id=response.request_id,
+                raw=response.text[:500],
+            )
         if isinstance(error, RateLimitError) and error.retry_after is None:
-            error.retry_after = hint
-        if error.retryable is False:
-            raise error
-        if isinstance(error, RateLimitError) and error.status_code != 429 and status not in RETRY_STATUSES:
-            # a provider rate-limit code on another status (e.g. BILL's hourly limit): definitive
-            raise error
-        if status not in RETRY_STATUSES and error.retryable is not True:
-            raise error
-        if hint is not None and hint > policy.max_retry_after:
-            raise error  # too long to sleep: the caller decides (RateLimitError carries retry_after)
-        refused_before_acting = status == 429 or (status == 503 and hint is not None) or error.retryable is True
-        if request.safety is Safety.SAFE or refused_before_acting:
-            raise _Retry(error, hint, reached=not refused_before_acting)
-        raise self._unknown(request, error)
+            error.retry_after = response.retry_after
+        return error
 
-    def _unknown_or_retry(self, request: Request, error: BillkitError) -> Exception:
-        if request.safety is Safety.SAFE:
-            return _Retry(error)
-        return self._unknown(request, error)
+    def _failure_error(self, failure: Failure) -> BillkitError:
+        if failure.kind is FailureKind.NOT_SENT:
+            return APIConnectionError(f"could not connect to {self.provider}: {failure.detail}", provider=self.provider)
+        if failure.kind is FailureKind.TIMEOUT:
+            return APITimeoutError(f"{self.provider} did not answer in time ({failure.detail})", provider=self.provider)
+        if failure.kind is FailureKind.TOO_LARGE:
+            return ResponseTooLargeError(
+                f"{self.provider} answered HTTP {failure.status_code}, but {failure.detail}",
+                provider=self.provider,
+                status_code=failure.status_code,
+            )
+        return APIConnectionError(f"connection to {self.provider} dropped ({failure.detail})", provider=self.provider)
 
     def _unknown(self, request: Request, cause: BillkitError) -> OutcomeUnknownError:
         return OutcomeUnknownError(
@@ -589,9 +677,18 @@ class Transport:
         )
 
     def _log(self, request: Request, attempt: int, status: int | None, started: float, rid: str | None) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %s (attempt %d, %.3fs, request id %s)",
-                request.method, request.path, status if status is not None else "no answer", attempt,
-                self.clock.now() - started, rid,
-            )  # fmt: skip
+        logger.debug(
+            "%s %s -> %s (attempt %d, %.3fs, request id %s)",
+            request.method,
+            request.path,
+            status if status is not None else "no answer",
+            attempt,
+            self.clock.now() - started,
+            rid,
+        )
+
+
+def _with_timeout(exchange: Exchange, timeout: httpx.Timeout) -> Exchange:
+    return Exchange(
+        exchange.method, exchange.url, exchange.params, exchange.headers, exchange.content, exchange.max_bytes, timeout
+    )

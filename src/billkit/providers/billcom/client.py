@@ -36,12 +36,9 @@ every bad one has its own error. ``client.native.last_bulk_calls`` tells how man
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
-
-import anyio
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from billkit.client import Adapter, AdapterContext, Capabilities, Credential
 from billkit.clock import Clock
@@ -56,6 +53,22 @@ from billkit.errors import (
     RateLimitError,
     UnsupportedFeatureError,
     ValidationError,
+)
+from billkit.flows import (
+    Acquire,
+    AsyncIO,
+    Emit,
+    Flow,
+    M,
+    Native,
+    Stream,
+    SyncIO,
+    collect,
+    expand,
+    new_lock,
+    new_semaphore,
+    operation,
+    stream_of,
 )
 from billkit.models import Bill, BulkResult, ItemResult, ItemStatus
 from billkit.operations import PollResult, Started
@@ -73,7 +86,6 @@ from billkit.providers.billcom.mapping import (
     how_to_check,
     to_bill,
 )
-from billkit.providers.billcom.sandbox import BillcomSandbox
 from billkit.providers.billcom.wire import (
     BillCreate,
     BillList,
@@ -85,8 +97,11 @@ from billkit.providers.billcom.wire import (
     VendorList,
     VendorResponse,
 )
-from billkit.sandboxing import Faults
-from billkit.transport import Request, Response, RetryPolicy, Safety, dumps, read_model
+from billkit.transport import Request, Response, dumps, read_model
+
+if TYPE_CHECKING:
+    from billkit.providers.billcom.sandbox import BillcomSandbox
+    from billkit.sandboxing import Faults
 
 __all__ = ["MAX_BULK", "BillcomAdapter", "BillcomNative", "format_filters"]
 
@@ -102,7 +117,6 @@ class BillcomAdapter(Adapter):
     """BILL (bill.com) v3: payable bills. See the module docstring for the session and bulk rules."""
 
     name = "billcom"
-    stateful: ClassVar[bool] = True  # the scheduler polls through this instance: one session for everything
     max_in_flight = 3
     credentials = (
         Credential("username", "BILL_USERNAME", secret=False),
@@ -133,8 +147,8 @@ class BillcomAdapter(Adapter):
     def __init__(self, ctx: AdapterContext) -> None:
         super().__init__(ctx)
         self._session_id: str | None = None
-        self._lock: anyio.Lock | None = None
-        self._slots: anyio.Semaphore | None = None
+        self._lock = new_lock(ctx.blocking)
+        self._slots = new_semaphore(self.max_in_flight or 3, ctx.blocking)
         self._vendor_currency: dict[str, str] = {}
         self.logins = 0
         self.bulk_isolation = False
@@ -152,43 +166,41 @@ class BillcomAdapter(Adapter):
 
     @classmethod
     def make_sandbox(cls, clock: Clock | None = None, faults: Faults | None = None) -> BillcomSandbox:
+        from billkit.providers.billcom.sandbox import BillcomSandbox
+
         return BillcomSandbox(clock, faults)
 
     # -- the session -------------------------------------------------------------------------------------
-    def _get_slots(self) -> anyio.Semaphore:
-        if self._slots is None:
-            self._slots = anyio.Semaphore(self.max_in_flight or 3)
-        return self._slots
-
-    def _get_lock(self) -> anyio.Lock:
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        return self._lock
-
-    async def _session(self) -> str:
+    def _session(self) -> Flow[str]:
         sid = self._session_id
         if sid is not None:
             return sid
-        async with self._get_lock():
+        yield Acquire(self._lock)
+        try:
             if self._session_id is None:
-                await self._login()
+                yield from self._login()
             assert self._session_id is not None
             return self._session_id
+        finally:
+            self._lock.release()
 
-    async def _renew(self, stale: str) -> str:
+    def _renew(self, stale: str) -> Flow[str]:
         """Log in again unless another call already did since ``stale`` was refused.
 
         Login requests do not take one of the adapter's slots (only the transport's), so calls holding a
         slot while they wait for the login cannot starve it.
         """
-        async with self._get_lock():
+        yield Acquire(self._lock)
+        try:
             if self._session_id is None or self._session_id == stale:
                 self._session_id = None
-                await self._login()
+                yield from self._login()
             assert self._session_id is not None
             return self._session_id
+        finally:
+            self._lock.release()
 
-    async def _login(self) -> None:
+    def _login(self) -> Flow[None]:
         ctx = self.ctx
         body = LoginRequest(
             username=ctx.secret("username"),
@@ -196,9 +208,10 @@ class BillcomAdapter(Adapter):
             organization_id=ctx.secret("organization_id"),
             dev_key=ctx.secret("dev_key"),
         ).to_json()
-        # content, not json=: the Request's repr then holds no credential
+        # content, not json=: the Request's repr then holds no credential. A POST without a key: sent again only
+        # when it provably never arrived or BILL refused it before acting (its 200-logins-per-hour budget)
         request = Request("POST", "/v3/login", content=dumps(body), headers={"content-type": "application/json"})
-        response = await ctx.transport.send(request)
+        response = yield from ctx.transport.send(request)
         try:
             answer = response.parse(LoginResponse)
         except ValueError:
@@ -210,54 +223,60 @@ class BillcomAdapter(Adapter):
     def _headers(self, sid: str) -> dict[str, str]:
         return {"devKey": self.ctx.secret("dev_key"), "sessionId": sid}
 
-    async def call(
+    def call(
         self,
         method: str,
         path: str,
         *,
+        ids: tuple[str, ...] = (),
         params: Mapping[str, str] | None = None,
         json: Any = None,
-        safety: Safety = Safety.SAFE,
         check: str = "",
         reference: str | None = None,
-    ) -> Response:
-        """Send one request in the session; on ``BDC_1109`` log in again once and repeat it once.
+    ) -> Flow[Response]:
+        """Send one request in the session; on ``BDC_1109`` log in again once and repeat it once (BILL refused it
+        before acting, so even a create is safe to repeat then).
 
         The session id is read only once one of the ``max_in_flight`` slots is held, so calls queued behind a
         dead session pick up the renewed one instead of each being refused with the stale id.
         """
         for attempt in (1, 2):
-            async with self._get_slots():
-                sid = await self._session()
-                request = Request(method, path, params=params, json=json, headers=self._headers(sid),
-                                  safety=safety, how_to_check=check, reference=reference)  # fmt: skip
+            yield Acquire(self._slots)
+            try:
+                sid = yield from self._session()
+                request = Request(method, path, ids=ids, params=params, json=json, headers=self._headers(sid),
+                                  how_to_check=check, reference=reference)  # fmt: skip
                 try:
-                    return await self.ctx.transport.send(request)
+                    return (yield from self.ctx.transport.send(request))
                 except BillcomSessionError:
                     if attempt == 2:
                         raise
                     if self._session_id == sid:
                         self._session_id = None  # calls starting now wait for the new login
-            await self._renew(sid)
+            finally:
+                self._slots.release()
+            yield from self._renew(sid)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def aclose(self) -> None:
-        """Log out (best effort, no retry) and forget the session."""
+    def close(self) -> Flow[None]:
+        """Log out (best effort: sent once) and forget the session."""
         sid, self._session_id = self._session_id, None
         if sid is None:
             return
         request = Request("POST", "/v3/logout", headers=self._headers(sid))
-        with contextlib.suppress(BillkitError):  # else the session expires by itself after 35 idle minutes
-            await self.ctx.transport.send(request, retry=RetryPolicy.none())
+        try:  # a logout is sent once; else the session expires by itself after 35 idle minutes
+            yield from self.ctx.transport.send(request)
+        except BillkitError:
+            return
 
     # -- currency ----------------------------------------------------------------------------------------
-    async def vendor_currency(self, vendor_id: str) -> str | None:
+    def vendor_currency(self, vendor_id: str) -> Flow[str | None]:
         """The vendor's ``billCurrency`` (cached); ``None`` if BILL does not know the vendor."""
         known = self._vendor_currency.get(vendor_id)
         if known is not None:
             return known
         try:
-            response = await self.call("GET", f"/v3/vendors/{vendor_id}")
+            response = yield from self.call("GET", "/v3/vendors/{}", ids=(vendor_id,))
         except NotFoundError:
             return None
         vendor = response.parse(VendorResponse)
@@ -265,21 +284,21 @@ class BillcomAdapter(Adapter):
         self._vendor_currency[vendor_id] = currency
         return currency
 
-    async def _check_currencies(self, items: Sequence[tuple[str, BillCreate, str | None]]) -> None:
+    def _check_currencies(self, items: Sequence[tuple[str, BillCreate, str | None]]) -> Flow[None]:
         problems: list[Problem] = []
         for where, request, currency in items:
             if currency is None:
                 continue
-            vendor = await self.vendor_currency(request.vendor_id)
+            vendor = yield from self.vendor_currency(request.vendor_id)
             if vendor is not None and vendor != currency:
                 problems.append(Problem(f"{where}line_items", f"vendor {request.vendor_id} is billed in {vendor} "
                                         f"(its billCurrency); the lines are in {currency}"))  # fmt: skip
         if problems:
             raise ValidationError(problems, provider=PROVIDER)
 
-    async def _read_currency(self, wire: BillResponse) -> str:
+    def _read_currency(self, wire: BillResponse) -> Flow[str]:
         if wire.vendor_id:
-            currency = await self.vendor_currency(wire.vendor_id)
+            currency = yield from self.vendor_currency(wire.vendor_id)
             if currency is not None:
                 return currency
         if wire.exchange_rate is None or wire.exchange_rate == 1:
@@ -288,54 +307,59 @@ class BillcomAdapter(Adapter):
                               "USD", provider=PROVIDER)  # fmt: skip
 
     # -- the common operations ---------------------------------------------------------------------------
-    async def create(self, bill: Bill) -> Bill:
+    def _currency_of(self, wire: BillResponse, currency: str | None) -> Flow[str]:
+        if currency:
+            return currency
+        return (yield from self._read_currency(wire))
+
+    def create(self, bill: Bill) -> Flow[Bill]:
         """``POST /v3/bills``. Never retried once it may have reached BILL (no idempotency key); when its answer
         is lost the bill is looked for (a safe read) and returned if it exists, else OutcomeUnknownError."""
         request, currency = build_bill(bill)
-        await self._check_currencies([("", request, currency)])
+        yield from self._check_currencies([("", request, currency)])
         since = dt.datetime.fromtimestamp(self.ctx.clock.wall() - RECONCILE_SKEW, tz=dt.timezone.utc)
         try:
-            response = await self.call(
-                "POST", "/v3/bills", json=request.to_json(), safety=Safety.UNSAFE,
+            response = yield from self.call(
+                "POST", "/v3/bills", json=request.to_json(),
                 check=how_to_check(request.vendor_id, [request.invoice.invoice_number]),
                 reference=request.invoice.invoice_number,
             )  # fmt: skip
         except OutcomeUnknownError:
-            found = await self._reconcile([(0, request, currency)], since)
+            found = yield from self._reconcile([(0, request, currency)], since)
             if 0 in found:
                 return found[0]
             raise
         data = response.json()
         wire = read_model(BillResponse, data, provider=PROVIDER)
-        return to_bill(wire, currency or await self._read_currency(wire), data)
+        return to_bill(wire, (yield from self._currency_of(wire, currency)), data)
 
-    async def submit(self, bill: Bill) -> Started:
+    def submit(self, bill: Bill) -> Flow[Started]:
         """BILL creates bills synchronously: create, and return an operation that is already done."""
-        created = await self.create(bill)
+        created = yield from self.create(bill)
         bill_id = created.provider_id or ""
         first = PollResult(status=created.status, provider_status=created.provider_status, done=True, value=created)
         return Started("bill", bill_id, {"id": bill_id}, first=first)
 
-    async def get(self, provider_id: str) -> Bill:
-        response = await self.call("GET", f"/v3/bills/{provider_id}")
+    def get(self, provider_id: str) -> Flow[Bill]:
+        response = yield from self.call("GET", "/v3/bills/{}", ids=(provider_id,))
         data = response.json()
         wire = read_model(BillResponse, data, provider=PROVIDER)
-        return to_bill(wire, await self._read_currency(wire), data)
+        return to_bill(wire, (yield from self._read_currency(wire)), data)
 
-    async def poll(self, kind: str, state: Mapping[str, Any]) -> PollResult:
+    def poll(self, kind: str, state: Mapping[str, Any]) -> Flow[PollResult]:
         if kind == "bill":
-            bill = await self.get(str(state["id"]))
+            bill = yield from self.get(str(state["id"]))
             return PollResult(status=bill.status, provider_status=bill.provider_status, done=True, value=bill)
         if kind == "bulk":
-            return PollResult(done=True, value=await self._reread_bulk(state))
+            return PollResult(done=True, value=(yield from self._reread_bulk(state)))
         raise UnsupportedFeatureError(PROVIDER, f"operation kind {kind!r}")
 
-    async def _reread_bulk(self, state: Mapping[str, Any]) -> BulkResult:
+    def _reread_bulk(self, state: Mapping[str, Any]) -> Flow[BulkResult]:
         items: list[ItemResult] = []
         errors: Mapping[str, Any] = state.get("errors", {})
         for index, bill_id in enumerate(state.get("ids", [])):
             if bill_id:
-                bill = await self.get(str(bill_id))
+                bill = yield from self.get(str(bill_id))
                 items.append(ItemResult(index=index, status=ItemStatus.SUCCEEDED, bill=bill, reference=bill.reference))
             else:
                 err = OperationFailed(str(errors.get(str(index), "not created")), provider=PROVIDER)
@@ -343,9 +367,9 @@ class BillcomAdapter(Adapter):
         return BulkResult(items=tuple(items), provider=PROVIDER, provider_id=state.get("id"))
 
     # -- bulk --------------------------------------------------------------------------------------------
-    async def submit_many(self, bills: Sequence[Bill]) -> Started:
+    def submit_many(self, bills: Sequence[Bill]) -> Flow[Started]:
         """``POST /v3/bills/bulk`` in batches of 100; an operation that is already done (see the module doc)."""
-        result = await self.create_many(bills, isolate=self.bulk_isolation)
+        result = yield from self.create_many(bills, isolate=self.bulk_isolation)
         ids = [item.bill.provider_id if item.bill else None for item in result]
         errors = {str(item.index): str(item.error) for item in result if item.error is not None}
         first_id = next((i for i in ids if i), "none")
@@ -378,10 +402,10 @@ class BillcomAdapter(Adapter):
             raise ValidationError(problems, provider=PROVIDER)
         return prepared
 
-    async def create_many(self, bills: Sequence[Bill], *, isolate: bool = False) -> BulkResult:
+    def create_many(self, bills: Sequence[Bill], *, isolate: bool = False) -> Flow[BulkResult]:
         """Create ``bills`` with bulk calls; one ItemResult per input, in input order (see the module doc)."""
         prepared = self._prepare(bills)
-        await self._check_currencies([(f"bills[{i}].", r, c) for i, r, c in prepared])
+        yield from self._check_currencies([(f"bills[{i}].", r, c) for i, r, c in prepared])
         results: dict[int, ItemResult] = {}
         self.last_bulk_calls = 0
         rejections: list[BillcomBulkRejected] = []
@@ -389,19 +413,19 @@ class BillcomAdapter(Adapter):
         for start in range(0, len(prepared), MAX_BULK):
             batch = prepared[start : start + MAX_BULK]
             if isolate:
-                await self._isolate(batch, results)
+                yield from self._isolate(batch, results)
                 continue
             since = dt.datetime.fromtimestamp(self.ctx.clock.wall() - RECONCILE_SKEW, tz=dt.timezone.utc)
             try:
                 self.last_bulk_calls += 1
-                self._record(await self._bulk_call(batch), results)
+                self._record((yield from self._bulk_call(batch)), results)
             except BillcomBulkRejected as rej:
                 rejections.append(rej)
                 for index, _, _ in batch:
                     results[index] = ItemResult(index=index, status=ItemStatus.FAILED,
                                                 error=rej.item_errors.get(index, rej))  # fmt: skip
             except OutcomeUnknownError as exc:
-                found = await self._reconcile(batch, since)
+                found = yield from self._reconcile(batch, since)
                 if len(found) < len(batch):
                     unknown.append(exc)
                 for index, _, _ in batch:
@@ -417,7 +441,7 @@ class BillcomAdapter(Adapter):
         items = tuple(results[i] for i in range(len(bills)))
         return BulkResult(items=items, provider=PROVIDER)
 
-    async def _reconcile(self, batch: Sequence[_Item], since: dt.datetime) -> dict[int, Bill]:
+    def _reconcile(self, batch: Sequence[_Item], since: dt.datetime) -> Flow[dict[int, Bill]]:
         """After a create or bulk call whose answer was lost (or a 5xx): the bills that exist, by input index.
 
         A safe read: the batch's vendors' bills created since the call began (less ``RECONCILE_SKEW`` for clock
@@ -430,10 +454,11 @@ class BillcomAdapter(Adapter):
         try:
             for vendor in sorted({r.vendor_id for _, r, _ in batch}):
                 filters: list[tuple[str, str, Any]] = [("vendorId", "eq", vendor), ("createdTime", "gte", since)]
-                async for wire in self.native.list_bills(filters=filters):
+                listed: list[BillResponse] = yield from collect(bills(self, filters=filters))
+                for wire in listed:
                     match = wanted.get((wire.vendor_id or "", wire.invoice_number or ""))
                     if match is not None and match[0] not in found:
-                        currency = match[1] or await self._read_currency(wire)
+                        currency = yield from self._currency_of(wire, match[1])
                         found[match[0]] = to_bill(wire, currency, wire.model_dump(by_alias=True, exclude_none=True))
         except BillkitError:
             return {}
@@ -447,14 +472,14 @@ class BillcomAdapter(Adapter):
             else:
                 results[index] = ItemResult(index=index, status=ItemStatus.FAILED, error=outcome)
 
-    async def _isolate(self, batch: list[_Item], results: dict[int, ItemResult]) -> None:
+    def _isolate(self, batch: list[_Item], results: dict[int, ItemResult]) -> Flow[None]:
         """Resubmit a rejected batch without the items BILL named, or bisect it when BILL named none."""
         groups: list[list[_Item]] = [batch]
         while groups:
             group = groups.pop(0)
             self.last_bulk_calls += 1
             try:
-                self._record(await self._bulk_call(group), results)
+                self._record((yield from self._bulk_call(group)), results)
                 continue
             except OutcomeUnknownError as exc:  # never resubmitted: it may have been created
                 for index, _, _ in group:
@@ -476,14 +501,14 @@ class BillcomAdapter(Adapter):
                 middle = len(group) // 2
                 groups[0:0] = [group[:middle], group[middle:]]
 
-    async def _bulk_call(self, batch: Sequence[_Item]) -> list[tuple[int, Bill | BillkitError]]:
+    def _bulk_call(self, batch: Sequence[_Item]) -> Flow[list[tuple[int, Bill | BillkitError]]]:
         """One ``POST /v3/bills/bulk``; raises BillcomBulkRejected (global indices) when BILL refuses it."""
         creates = [request for _, request, _ in batch]
         vendors = {r.vendor_id for r in creates}
         numbers = [r.invoice.invoice_number for r in creates]
         try:
-            response = await self.call(
-                "POST", "/v3/bills/bulk", json=[r.to_json() for r in creates], safety=Safety.UNSAFE,
+            response = yield from self.call(
+                "POST", "/v3/bills/bulk", json=[r.to_json() for r in creates],
                 check=how_to_check(next(iter(vendors)) if len(vendors) == 1 else None, numbers),
                 reference=numbers[0] if len(numbers) == 1 else f"{numbers[0]} .. {numbers[-1]} ({len(numbers)} bills)",
             )  # fmt: skip
@@ -517,13 +542,12 @@ class BillcomAdapter(Adapter):
                     provider=PROVIDER, status_code=response.status_code, raw=data)))  # fmt: skip
                 continue
             wire, raw = found
-            out.append((index, to_bill(wire, currency or await self._read_currency(wire), raw)))
+            out.append((index, to_bill(wire, (yield from self._currency_of(wire, currency)), raw)))
         return out
 
     # -- native ------------------------------------------------------------------------------------------
-    @property
-    def native(self) -> BillcomNative:
-        return BillcomNative(self)
+    def native_client(self, io: AsyncIO | SyncIO) -> BillcomNative[Any]:
+        return BillcomNative(self, io)
 
 
 def _is_rejection(err: APIError) -> bool:
@@ -581,14 +605,45 @@ def format_filters(filters: str | Sequence[tuple[str, str, Any]] | None) -> str 
     return ",".join(f"{field}:{op}:{_filter_value(value)}" for field, op, value in filters)
 
 
-class BillcomNative:
+def list_pages(adapter: BillcomAdapter, path: str, max: int, filters: str | Sequence[tuple[str, str, Any]] | None,
+               sort: str | None) -> Stream:  # fmt: skip
+    """Raw pages of a BILL listing, following ``nextPage`` until BILL stops returning one."""
+    if not 1 <= max <= 100:
+        raise ValidationError([Problem("max", "BILL pages hold 1 to 100 items")], provider=PROVIDER)
+    params: dict[str, str] = {"max": str(max)}
+    text = format_filters(filters)
+    if text:
+        params["filters"] = text
+    if sort:
+        params["sort"] = sort
+    while True:
+        data = (yield from adapter.call("GET", path, params=params)).json()
+        yield Emit(data)
+        next_page = data.get("nextPage") if isinstance(data, dict) else None
+        if not next_page:
+            return
+        params = {**params, "page": str(next_page)}
+
+
+def bill_pages(adapter: BillcomAdapter, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
+               sort: str | None = None) -> Stream:  # fmt: skip
+    return expand(list_pages(adapter, "/v3/bills", max, filters, sort),
+                  lambda page: [read_model(BillList, page, provider=PROVIDER)])  # fmt: skip
+
+
+def bills(adapter: BillcomAdapter, **kwargs: Any) -> Stream:
+    return expand(bill_pages(adapter, **kwargs), lambda page: page.results)
+
+
+class BillcomNative(Native[M]):
     """BILL's own operations with typed wire models, in the adapter's session (``client.native``).
 
-    Lists are async iterators that follow ``nextPage`` until BILL stops returning one (an empty page can
-    still carry a cursor). Through the blocking ``Client``, they come back as lists.
+    Lists follow ``nextPage`` until BILL stops returning one (an empty page can still carry a cursor): async
+    iterators under ``AsyncClient``, lists under ``Client``.
     """
 
-    def __init__(self, adapter: BillcomAdapter) -> None:
+    def __init__(self, adapter: BillcomAdapter, io: AsyncIO | SyncIO) -> None:
+        super().__init__(io)
         self._adapter = adapter
 
     def __repr__(self) -> str:
@@ -614,61 +669,70 @@ class BillcomNative:
         """How many times this client logged in."""
         return self._adapter.logins
 
-    async def create_bills(self, bills: Sequence[Bill], *, isolate: bool = False) -> BulkResult:
+    @operation
+    def create_bills(self, bills: Sequence[Bill], *, isolate: bool = False) -> Flow[BulkResult]:
         """The bulk create, returning the BulkResult directly (``isolate`` per call)."""
-        return await self._adapter.create_many(bills, isolate=isolate)
+        return (yield from self._adapter.create_many(bills, isolate=isolate))
 
     # session
-    async def session_info(self) -> dict[str, Any]:
+    @operation
+    def session_info(self) -> Flow[dict[str, Any]]:
         """``GET /v3/login/session``: organizationId, userId, mfaStatus, mfaBypass."""
-        info: dict[str, Any] = (await self._adapter.call("GET", "/v3/login/session")).json()
+        info: dict[str, Any] = (yield from self._adapter.call("GET", "/v3/login/session")).json()
         return info
 
     # vendors
-    async def create_vendor(self, vendor: VendorCreate | Mapping[str, Any]) -> VendorResponse:
+    @operation
+    def create_vendor(self, vendor: VendorCreate | Mapping[str, Any]) -> Flow[VendorResponse]:
         """``POST /v3/vendors``. Not retried once it may have reached BILL."""
         model = vendor if isinstance(vendor, VendorCreate) else VendorCreate.model_validate(vendor)
-        response = await self._adapter.call(
-            "POST", "/v3/vendors", json=model.to_json(), safety=Safety.UNSAFE, reference=model.name,
+        response = yield from self._adapter.call(
+            "POST", "/v3/vendors", json=model.to_json(), reference=model.name,
             check=f"list the vendors (GET /v3/vendors?filters=name:eq:...) and look for {model.name!r}",
         )  # fmt: skip
         return response.parse(VendorResponse)
 
-    async def get_vendor(self, vendor_id: str) -> VendorResponse:
-        return (await self._adapter.call("GET", f"/v3/vendors/{vendor_id}")).parse(VendorResponse)
+    @operation
+    def get_vendor(self, vendor_id: str) -> Flow[VendorResponse]:
+        return (yield from self._adapter.call("GET", "/v3/vendors/{}", ids=(vendor_id,))).parse(VendorResponse)
 
-    async def list_vendors(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
-                           sort: str | None = None) -> AsyncIterator[VendorResponse]:  # fmt: skip
-        async for page in self._pages("/v3/vendors", max, filters, sort):
-            for vendor in read_model(VendorList, page, provider=PROVIDER).results:
-                yield vendor
+    @stream_of(VendorResponse)
+    def list_vendors(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
+                     sort: str | None = None) -> Stream:  # fmt: skip
+        return expand(list_pages(self._adapter, "/v3/vendors", max, filters, sort),
+                      lambda page: read_model(VendorList, page, provider=PROVIDER).results)  # fmt: skip
 
     # bills
-    async def get_bill(self, bill_id: str) -> BillResponse:
-        return (await self._adapter.call("GET", f"/v3/bills/{bill_id}")).parse(BillResponse)
+    @operation
+    def get_bill(self, bill_id: str) -> Flow[BillResponse]:
+        return (yield from self._adapter.call("GET", "/v3/bills/{}", ids=(bill_id,))).parse(BillResponse)
 
-    async def list_bill_pages(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
-                              sort: str | None = None) -> AsyncIterator[BillList]:  # fmt: skip
+    @stream_of(BillList)
+    def list_bill_pages(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
+                        sort: str | None = None) -> Stream:  # fmt: skip
         """One :class:`BillList` per ``GET /v3/bills`` page."""
-        async for page in self._pages("/v3/bills", max, filters, sort):
-            yield read_model(BillList, page, provider=PROVIDER)
+        return bill_pages(self._adapter, max=max, filters=filters, sort=sort)
 
-    async def list_bills(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
-                         sort: str | None = None) -> AsyncIterator[BillResponse]:  # fmt: skip
+    @stream_of(BillResponse)
+    def list_bills(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,
+                   sort: str | None = None) -> Stream:  # fmt: skip
         """Every bill matching ``filters`` (``format_filters`` syntax), ``sort`` like ``createdTime:desc``."""
-        async for page in self.list_bill_pages(max=max, filters=filters, sort=sort):
-            for bill in page.results:
-                yield bill
+        return bills(self._adapter, max=max, filters=filters, sort=sort)
 
-    async def archive_bill(self, bill_id: str) -> BillResponse:
+    @operation
+    def archive_bill(self, bill_id: str) -> Flow[BillResponse]:
         """``POST /v3/bills/{id}/archive`` (BILL's soft delete; the bill reads as VOID)."""
-        return (await self._adapter.call("POST", f"/v3/bills/{bill_id}/archive")).parse(BillResponse)
+        response = yield from self._adapter.call("POST", "/v3/bills/{}/archive", ids=(bill_id,))
+        return response.parse(BillResponse)
 
-    async def restore_bill(self, bill_id: str) -> BillResponse:
-        return (await self._adapter.call("POST", f"/v3/bills/{bill_id}/restore")).parse(BillResponse)
+    @operation
+    def restore_bill(self, bill_id: str) -> Flow[BillResponse]:
+        response = yield from self._adapter.call("POST", "/v3/bills/{}/restore", ids=(bill_id,))
+        return response.parse(BillResponse)
 
-    async def find_bills_by_invoice(self, vendor_id: str, invoice_number: str, *,
-                                    created_since: dt.datetime | None = None) -> list[BillResponse]:  # fmt: skip
+    @operation
+    def find_bills_by_invoice(self, vendor_id: str, invoice_number: str, *,
+                              created_since: dt.datetime | None = None) -> Flow[list[BillResponse]]:  # fmt: skip
         """The vendor's bills with this invoice number (BILL cannot filter on it: filtered by vendor, matched here).
 
         The check an :class:`~billkit.errors.OutcomeUnknownError` of a create asks for.
@@ -676,23 +740,5 @@ class BillcomNative:
         filters: list[tuple[str, str, Any]] = [("vendorId", "eq", vendor_id)]
         if created_since is not None:
             filters.append(("createdTime", "gte", created_since))
-        return [b async for b in self.list_bills(filters=filters, sort="createdTime:desc")
-                if b.invoice_number == invoice_number]  # fmt: skip
-
-    async def _pages(self, path: str, max: int, filters: str | Sequence[tuple[str, str, Any]] | None,
-                     sort: str | None) -> AsyncIterator[Any]:  # fmt: skip
-        if not 1 <= max <= 100:
-            raise ValidationError([Problem("max", "BILL pages hold 1 to 100 items")], provider=PROVIDER)
-        params: dict[str, str] = {"max": str(max)}
-        text = format_filters(filters)
-        if text:
-            params["filters"] = text
-        if sort:
-            params["sort"] = sort
-        while True:
-            data = (await self._adapter.call("GET", path, params=params)).json()
-            yield data
-            next_page = data.get("nextPage") if isinstance(data, dict) else None
-            if not next_page:
-                return
-            params["page"] = str(next_page)
+        listed: list[BillResponse] = yield from collect(bills(self._adapter, filters=filters, sort="createdTime:desc"))
+        return [b for b in listed if b.invoice_number == invoice_number]

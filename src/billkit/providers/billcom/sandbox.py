@@ -178,19 +178,37 @@ class BillcomSandbox(Sandbox):
 
     # -- the transport: concurrency, latency, secrets out of the record ---------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self._arrived += 1
-        self.peak_in_flight = max(self.peak_in_flight, self._arrived)
-        refused = self.in_flight >= self.max_concurrent
-        if not refused:
-            self.in_flight += 1
-        token = _REFUSED.set(refused)
-        index = len(self.requests)
+        refused, token, index = self._arrive()
         try:
             if not refused and self.latency > 0:
                 await self.clock.sleep(self.latency)
             return await super().handle_async_request(request)
         finally:
-            _REFUSED.reset(token)
+            self._leave(refused, token, index)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        refused, token, index = self._arrive()
+        try:
+            if not refused and self.latency > 0:
+                self.clock.sleep_sync(self.latency)
+            return super().handle_request(request)
+        finally:
+            self._leave(refused, token, index)
+
+    def _arrive(self) -> tuple[bool, contextvars.Token[bool], int]:
+        """Count a request in; it is refused (BDC_1322) when ``max_concurrent`` are already being served."""
+        with self._lock:
+            self._arrived += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._arrived)
+            refused = self.in_flight >= self.max_concurrent
+            if not refused:
+                self.in_flight += 1
+            index = len(self.requests)
+        return refused, _REFUSED.set(refused), index
+
+    def _leave(self, refused: bool, token: contextvars.Token[bool], index: int) -> None:
+        _REFUSED.reset(token)
+        with self._lock:
             self._arrived -= 1
             if not refused:
                 self.in_flight -= 1

@@ -12,7 +12,8 @@ creation) after validating every bill, and gives one BulkOperation over them, in
 
 **Creates are safe to retry.** Every create carries an ``idempotency_key`` (Facturapi's body field): the caller's
 (``provider_options={"idempotency_key": ...}``) or one made per logical create and reused on every attempt. So the
-transport retries a create like a read (after 5xx, 429 with Retry-After, timeouts, dropped connections). What
+create is an idempotent request and the transport retries it like a read (after 5xx, 429, timeouts, dropped
+connections). Every other write (cancel, e-mail, customers) is not repeated once it may have arrived. What
 Facturapi does not document and billkit chose:
 
 * a repeat of a finished key is expected to return the invoice it created (that is what the sandbox does); if it
@@ -31,24 +32,21 @@ with that message; a failure seen by polling says where to find it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
-
-from billkit.client import Adapter, AdapterContext, Capabilities, Credential, Secret
+from billkit.client import Adapter, Capabilities, Credential, Secret
 from billkit.clock import Clock
 from billkit.errors import (
-    APIConnectionError,
     APIError,
     BillkitError,
     ConflictError,
     OperationFailed,
     OutcomeUnknownError,
     Problem,
-    ServerError,
     ValidationError,
 )
+from billkit.flows import AsyncIO, Emit, Flow, Gather, M, Native, Stream, SyncIO, expand, first, operation, stream_of
 from billkit.models import Bill, BillStatus, Party
 from billkit.operations import PollResult, Started
 from billkit.providers.facturapi.mapping import (
@@ -110,10 +108,6 @@ class FacturapiAdapter(Adapter):
     #: async creates of one submit_many in flight at once (Facturapi advises queueing creation)
     submit_concurrency = 8
 
-    def __init__(self, ctx: AdapterContext) -> None:
-        super().__init__(ctx)
-        self._native = FacturapiNative(self)
-
     # -- configuration -----------------------------------------------------------------------------------
     @classmethod
     def auth_headers(cls, ctx_credentials: Mapping[str, Secret | str | None]) -> dict[str, str]:
@@ -131,9 +125,8 @@ class FacturapiAdapter(Adapter):
 
         return FacturapiSandbox(clock, faults)
 
-    @property
-    def native(self) -> FacturapiNative:
-        return self._native
+    def native_client(self, io: AsyncIO | SyncIO) -> FacturapiNative[Any]:
+        return FacturapiNative(self, io)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _today(self) -> dt.date:
@@ -143,28 +136,27 @@ class FacturapiAdapter(Adapter):
         """The validated request body for ``bill`` (with its idempotency key). Sends nothing."""
         return build_request(bill, today=self._today(), prefix=prefix)
 
-    async def _send_create(self, req: InvoiceRequest, *, background: bool) -> tuple[Response | None, Any]:
-        """POST one create with its idempotency key; returns ``(response, invoice body)``."""
+    def _send_create(self, req: InvoiceRequest, *, background: bool) -> Flow[tuple[Response | None, Any]]:
+        """POST one create with its idempotency key; ``(response, invoice body)``."""
         key = req.idempotency_key or ""
         check = self._how_to_check(req)
         request = Request("POST", "/invoices", params={"async": "true"} if background else None, json=req.to_json(),
-                          reference=key, how_to_check=check)  # fmt: skip
+                          idempotent=True, reference=key, how_to_check=check)  # fmt: skip
         try:
-            response = await self.ctx.transport.send(request)
-        except ConflictError as busy:
-            if busy.code != "idempotency_key_in_use":
+            response = yield from self.ctx.transport.send(request)
+        except (ConflictError, OutcomeUnknownError) as open_outcome:
+            busy = open_outcome if isinstance(open_outcome, ConflictError) else open_outcome.cause
+            if not (isinstance(busy, ConflictError) and busy.code == "idempotency_key_in_use"):
                 raise
-            found = await self._find(req)
+            try:
+                found = yield from self._find(req)
+            except BillkitError:
+                found = None
             if found is not None:
                 return None, found
             raise OutcomeUnknownError(
                 f"Facturapi kept idempotency key {key} busy through every retry ({busy.message})",
                 provider=PROVIDER, how_to_check=check, reference=key, cause=busy,
-            ) from None  # fmt: skip
-        except (APIConnectionError, ServerError) as lost:
-            raise OutcomeUnknownError(
-                f"POST /invoices got no usable answer after {self.ctx.transport.retry.max_attempts} attempts "
-                f"({lost}); the invoice may exist", provider=PROVIDER, how_to_check=check, reference=key, cause=lost,
             ) from None  # fmt: skip
         return response, response.json()
 
@@ -176,14 +168,13 @@ class FacturapiAdapter(Adapter):
             "Facturapi answers with the invoice if the first attempt created it, and creates it once if not."
         )
 
-    async def _find(self, req: InvoiceRequest) -> Any:
+    def _find(self, req: InvoiceRequest) -> Flow[Any]:
         """The invoice holding ``req``'s key, looked up by its external_id (a safe read), or None."""
         if not req.external_id:
             return None
-        async for invoice in self._native.list_invoices(external_id=req.external_id):
-            if invoice.idempotency_key == req.idempotency_key:
-                return invoice.model_dump(mode="python", exclude_none=True)
-        return None
+        found = yield from first(invoices(self, external_id=req.external_id),
+                                 lambda invoice: invoice.idempotency_key == req.idempotency_key)  # fmt: skip
+        return None if found is None else found.model_dump(mode="python", exclude_none=True)
 
     def _result(self, bill: Bill) -> PollResult | None:
         """A first answer that already ends the operation (a replayed key of a finished invoice, a draft)."""
@@ -205,27 +196,27 @@ class FacturapiAdapter(Adapter):
                                code="failed", operation_id=invoice_id, raw=raw)  # fmt: skip
 
     # -- the common operations -----------------------------------------------------------------------------
-    async def create(self, bill: Bill) -> Bill:
+    def create(self, bill: Bill) -> Flow[Bill]:
         """One request. The Bill is OPEN (stamped), PENDING (a 202: the recovery path), or DRAFT."""
         req = self.prepare(bill)
-        response, body = await self._send_create(req, background=False)
+        response, body = yield from self._send_create(req, background=False)
         return to_bill(body, response)
 
-    async def submit(self, bill: Bill) -> Started:
+    def submit(self, bill: Bill) -> Flow[Started]:
         req = self.prepare(bill)
-        return await self._submit(req)
+        return (yield from self._submit(req))
 
-    async def _submit(self, req: InvoiceRequest) -> Started:
-        response, body = await self._send_create(req, background=True)
+    def _submit(self, req: InvoiceRequest) -> Flow[Started]:
+        response, body = yield from self._send_create(req, background=True)
         bill = to_bill(body, response)
         if not bill.provider_id:
             raise APIError("Facturapi answered a create without an invoice id", provider=PROVIDER,
                            status_code=response.status_code if response else None, raw=body)  # fmt: skip
         state = {"id": bill.provider_id, "key": req.idempotency_key}
-        first = self._result(bill) or PollResult(status=bill.status, provider_status=bill.provider_status)
-        return Started("invoice", bill.provider_id, state, first=first)
+        first_answer = self._result(bill) or PollResult(status=bill.status, provider_status=bill.provider_status)
+        return Started("invoice", bill.provider_id, state, first=first_answer)
 
-    async def submit_many(self, bills: Sequence[Bill]) -> Sequence[Started | BillkitError]:
+    def submit_many(self, bills: Sequence[Bill]) -> Flow[Sequence[Started | BillkitError]]:
         """Validate every bill (one ValidationError lists all problems), then send the async creates under a
         concurrency limit. A create that fails becomes that item's error; the others go on."""
         problems: list[Problem] = []
@@ -244,34 +235,21 @@ class FacturapiAdapter(Adapter):
             seen.setdefault(key, i)
         if problems:
             raise ValidationError(problems, provider=PROVIDER)
-        results: list[Started | BillkitError | None] = [None] * len(reqs)
-        limiter = anyio.CapacityLimiter(self.submit_concurrency)
+        results: list[Started | BillkitError] = yield Gather([self._submit(r) for r in reqs], self.submit_concurrency)
+        return results
 
-        async def one(i: int, req: InvoiceRequest) -> None:
-            async with limiter:
-                try:
-                    results[i] = await self._submit(req)
-                except BillkitError as exc:
-                    results[i] = exc
-
-        async with anyio.create_task_group() as tg:
-            for i, req in enumerate(reqs):
-                tg.start_soon(one, i, req)
-        return [r for r in results if r is not None]
-
-    async def get(self, provider_id: str) -> Bill:
-        response = await self.ctx.transport.send(Request("GET", f"/invoices/{provider_id}"))
+    def get(self, provider_id: str) -> Flow[Bill]:
+        response = yield from self.ctx.transport.send(Request("GET", "/invoices/{}", ids=(provider_id,)))
         return to_bill(response.json(), response)
 
-    async def poll(self, kind: str, state: Mapping[str, Any]) -> PollResult:
+    def poll(self, kind: str, state: Mapping[str, Any]) -> Flow[PollResult]:
         if kind != "invoice":
             raise BillkitError(f"unknown Facturapi operation kind {kind!r}", provider=PROVIDER)
-        invoice_id = str(state["id"])
-        response = await self.ctx.transport.send(Request("GET", f"/invoices/{invoice_id}"))
+        response = yield from self.ctx.transport.send(Request("GET", "/invoices/{}", ids=(str(state["id"]),)))
         bill = to_bill(response.json(), response)
-        first = self._result(bill)
-        if first is not None:
-            return first
+        ended = self._result(bill)
+        if ended is not None:
+            return ended
         return PollResult(status=bill.status, provider_status=bill.provider_status, retry_after=response.retry_after)
 
     # -- webhooks --------------------------------------------------------------------------------------------
@@ -302,70 +280,97 @@ class FacturapiAdapter(Adapter):
         return [(invoice_id, result or PollResult(status=bill.status, provider_status=bill.provider_status))]
 
 
-class FacturapiNative:
-    """Facturapi's own operations, typed with the wire models (``client.native``)."""
+# -- listings, shared by the adapter's look-ups and the native client ---------------------------------------------
 
-    def __init__(self, adapter: FacturapiAdapter) -> None:
+
+def invoice_pages(
+    adapter: FacturapiAdapter, *, limit: int = 100, q: str | None = None, customer: str | None = None,
+    external_id: str | None = None, series: str | None = None, date_from: dt.datetime | None = None,
+    date_to: dt.datetime | None = None, **filters: str,
+) -> Stream:  # fmt: skip
+    """Pages of ``GET /invoices`` (newest first), following ``page`` up to ``total_pages``."""
+    if not 1 <= limit <= 100:
+        raise ValidationError([Problem("limit", f"{limit}: Facturapi pages hold 1 to 100 results")], provider=PROVIDER)
+    params: dict[str, str] = {"limit": str(limit), **filters}
+    for name, value in (("q", q), ("customer", customer), ("external_id", external_id), ("series", series)):
+        if value is not None:
+            params[name] = value
+    if date_from is not None:
+        params["date[gte]"] = date_from.isoformat()
+    if date_to is not None:
+        params["date[lt]"] = date_to.isoformat()
+    page = 1
+    while True:
+        response = yield from adapter.ctx.transport.send(
+            Request("GET", "/invoices", params={**params, "page": str(page)})
+        )
+        result = read(SearchResult, response.json(), response)
+        yield Emit(result)
+        if not result.data or result.total_pages is None or page >= result.total_pages:
+            return
+        page += 1
+
+
+def invoices(adapter: FacturapiAdapter, **filters: Any) -> Stream:
+    """Every invoice matching ``filters`` (see :func:`invoice_pages`), across pages."""
+    return expand(invoice_pages(adapter, **filters), lambda page: (read(Invoice, item) for item in page.data))
+
+
+class FacturapiNative(Native[M]):
+    """Facturapi's own operations, typed with the wire models (``client.native``).
+
+    Under ``AsyncClient`` every method is awaited and listings are async iterators; under ``Client`` methods
+    return their value and listings come back as lists.
+    """
+
+    def __init__(self, adapter: FacturapiAdapter, io: AsyncIO | SyncIO) -> None:
+        super().__init__(io)
         self._adapter = adapter
 
     def __repr__(self) -> str:
         return "<FacturapiNative>"
 
-    async def _send(self, request: Request) -> Response:
-        return await self._adapter.ctx.transport.send(request)
+    def _send(self, request: Request) -> Flow[Response]:
+        return self._adapter.ctx.transport.send(request)
 
     # -- invoices ------------------------------------------------------------------------------------------
-    async def get_invoice(self, invoice_id: str) -> Invoice:
+    @operation
+    def get_invoice(self, invoice_id: str) -> Flow[Invoice]:
         """``GET /invoices/{id}`` as the wire model (unknown fields kept in ``model_extra``)."""
-        response = await self._send(Request("GET", f"/invoices/{invoice_id}"))
+        response = yield from self._send(Request("GET", "/invoices/{}", ids=(invoice_id,)))
         return read(Invoice, response.json(), response)
 
-    async def list_invoice_pages(
-        self, *, limit: int = 100, q: str | None = None, customer: str | None = None, external_id: str | None = None,
+    @stream_of(SearchResult)
+    def list_invoice_pages(
+        self, /, *, limit: int = 100, q: str | None = None, customer: str | None = None, external_id: str | None = None,
         series: str | None = None, date_from: dt.datetime | None = None, date_to: dt.datetime | None = None,
         **filters: str,
-    ) -> AsyncIterator[SearchResult]:  # fmt: skip
+    ) -> Stream:  # fmt: skip
         """Pages of ``GET /invoices`` (newest first), following ``page`` up to ``total_pages``.
 
         Facturapi serves at most 30 pages (3,000 invoices at ``limit=100``); beyond that it answers
         ``page_too_large``: narrow the search with ``date_from`` / ``date_to`` (sent as ``date[gte]`` /
         ``date[lt]``).
         """
-        if not 1 <= limit <= 100:
-            raise ValidationError([Problem("limit", f"{limit}: Facturapi pages hold 1 to 100 results")],
-                                  provider=PROVIDER)  # fmt: skip
-        params: dict[str, str] = {"limit": str(limit), **filters}
-        for name, value in (("q", q), ("customer", customer), ("external_id", external_id), ("series", series)):
-            if value is not None:
-                params[name] = value
-        if date_from is not None:
-            params["date[gte]"] = date_from.isoformat()
-        if date_to is not None:
-            params["date[lt]"] = date_to.isoformat()
-        page = 1
-        while True:
-            response = await self._send(Request("GET", "/invoices", params={**params, "page": str(page)}))
-            result = read(SearchResult, response.json(), response)
-            yield result
-            if not result.data or result.total_pages is None or page >= result.total_pages:
-                return
-            page += 1
+        return invoice_pages(self._adapter, limit=limit, q=q, customer=customer, external_id=external_id,
+                             series=series, date_from=date_from, date_to=date_to, **filters)  # fmt: skip
 
-    async def list_invoices(self, **filters: Any) -> AsyncIterator[Invoice]:
+    @stream_of(Invoice)
+    def list_invoices(self, /, **filters: Any) -> Stream:
         """Every invoice matching ``filters`` (see :meth:`list_invoice_pages`), across pages."""
-        async for page in self.list_invoice_pages(**filters):
-            for item in page.data:
-                yield read(Invoice, item)
+        return invoices(self._adapter, **filters)
 
-    async def cancel(
+    @operation
+    def cancel(
         self, invoice_id: str, motive: Literal["01", "02", "03", "04"], *, substitution: str | None = None
-    ) -> Invoice:
+    ) -> Flow[Invoice]:
         """``DELETE /invoices/{id}?motive=..``: ``01`` (errors, with a substituting invoice) needs
         ``substitution``; ``02`` errors without relation; ``03`` operation not carried out; ``04`` nominative
         operation in a global invoice. The answer may still be ``valid`` with ``cancellation_status`` ``pending``
         when the customer must accept; ``client.wait_for(id, until=BillStatus.VOID)`` waits for that.
 
-        Retried safely: after a lost answer the repeat meets a 409 and billkit reads the invoice instead.
+        Not repeated blindly once it may have arrived: after a lost answer billkit reads the invoice (a safe read)
+        and returns it when the cancellation took; a 409 (already cancelled or cancelling) is read the same way.
         """
         problems = []
         if motive not in CANCEL_MOTIVES:
@@ -375,65 +380,78 @@ class FacturapiNative:
         if problems:
             raise ValidationError(problems, provider=PROVIDER)
         params = {"motive": motive, **({"substitution": substitution} if substitution else {})}
+        request = Request("DELETE", "/invoices/{}", ids=(invoice_id,), params=params, reference=invoice_id,
+                          how_to_check=f"read invoice {invoice_id}: its status and cancellation_status")  # fmt: skip
         try:
-            response = await self._send(Request("DELETE", f"/invoices/{invoice_id}", params=params))
-        except ConflictError:
-            current = await self.get_invoice(invoice_id)
+            response = yield from self._send(request)
+        except (ConflictError, OutcomeUnknownError):
+            current: Invoice = yield from FacturapiNative.get_invoice.flow(self, invoice_id)
             if current.status == "canceled" or current.cancellation_status in ("pending", "verifying", "accepted"):
                 return current  # an earlier attempt whose answer was lost did cancel it
             raise
         return read(Invoice, response.json(), response)
 
-    async def download(self, invoice_id: str, format: Literal["pdf", "xml", "zip"]) -> bytes:
+    @operation
+    def download(self, invoice_id: str, format: Literal["pdf", "xml", "zip"]) -> Flow[bytes]:
         """``GET /invoices/{id}/{pdf,xml,zip}``: the file's bytes (a draft has a PDF but no XML)."""
         if format not in DOWNLOAD_FORMATS:
             raise ValidationError([Problem("format", f"{format!r}: one of {', '.join(DOWNLOAD_FORMATS)}")],
                                   provider=PROVIDER)  # fmt: skip
-        response = await self._send(Request("GET", f"/invoices/{invoice_id}/{format}", headers={"accept": "*/*"}))
+        response = yield from self._send(Request("GET", "/invoices/{}/" + format, ids=(invoice_id,),
+                                                 headers={"accept": "*/*"}))  # fmt: skip
         return response.content
 
-    async def download_pdf(self, invoice_id: str) -> bytes:
-        return await self.download(invoice_id, "pdf")
+    @operation
+    def download_pdf(self, invoice_id: str) -> Flow[bytes]:
+        return (yield from FacturapiNative.download.flow(self, invoice_id, "pdf"))
 
-    async def download_xml(self, invoice_id: str) -> bytes:
-        return await self.download(invoice_id, "xml")
+    @operation
+    def download_xml(self, invoice_id: str) -> Flow[bytes]:
+        return (yield from FacturapiNative.download.flow(self, invoice_id, "xml"))
 
-    async def download_zip(self, invoice_id: str) -> bytes:
-        return await self.download(invoice_id, "zip")
+    @operation
+    def download_zip(self, invoice_id: str) -> Flow[bytes]:
+        return (yield from FacturapiNative.download.flow(self, invoice_id, "zip"))
 
-    async def send_by_email(self, invoice_id: str, email: str | Sequence[str] | None = None) -> bool:
-        """``POST /invoices/{id}/email`` to ``email`` (at most 10 addresses), or the customer's address."""
+    @operation
+    def send_by_email(self, invoice_id: str, email: str | Sequence[str] | None = None) -> Flow[bool]:
+        """``POST /invoices/{id}/email`` to ``email`` (at most 10 addresses), or the customer's address. Sent
+        once: Facturapi has no key for it, so it is never repeated after it may have arrived."""
         body: dict[str, Any] = {}
         if email is not None:
             addresses = [email] if isinstance(email, str) else list(email)
             if not 1 <= len(addresses) <= 10:
                 raise ValidationError([Problem("email", "1 to 10 addresses")], provider=PROVIDER)
             body["email"] = addresses[0] if isinstance(email, str) else addresses
-        response = await self._send(Request("POST", f"/invoices/{invoice_id}/email", json=body))
+        response = yield from self._send(Request("POST", "/invoices/{}/email", ids=(invoice_id,), json=body))
         data = response.json_or_none()
         return bool(data.get("ok", True)) if isinstance(data, Mapping) else True
 
     # -- customers -------------------------------------------------------------------------------------------
-    async def create_customer(self, customer: CustomerInput | Party) -> Customer:
+    @operation
+    def create_customer(self, customer: CustomerInput | Party) -> Flow[Customer]:
         """``POST /customers`` (Facturapi validates the fiscal data with the SAT). Answers 201 for a new
-        customer and 200 with the existing one when the same data is already saved, so a retry is harmless."""
+        customer and 200 with the existing one when the same data is already saved; not repeated by billkit
+        once it may have arrived (send it again yourself: the same data answers with the saved customer)."""
         body = customer if isinstance(customer, CustomerInput) else customer_input(customer)
-        response = await self._send(Request("POST", "/customers", json=body.to_json()))
+        response = yield from self._send(Request("POST", "/customers", json=body.to_json()))
         return read(Customer, response.json(), response)
 
-    async def get_customer(self, customer_id: str) -> Customer:
-        response = await self._send(Request("GET", f"/customers/{customer_id}"))
+    @operation
+    def get_customer(self, customer_id: str) -> Flow[Customer]:
+        response = yield from self._send(Request("GET", "/customers/{}", ids=(customer_id,)))
         return read(Customer, response.json(), response)
 
-    async def list_customers(self, q: str | None = None, *, limit: int = 100) -> AsyncIterator[Customer]:
+    @stream_of(Customer)
+    def list_customers(self, q: str | None = None, *, limit: int = 100) -> Stream:
         """Every customer whose legal name or RFC matches ``q`` (all when None), across pages."""
         params = {"limit": str(limit), **({"q": q} if q else {})}
         page = 1
         while True:
-            response = await self._send(Request("GET", "/customers", params={**params, "page": str(page)}))
+            response = yield from self._send(Request("GET", "/customers", params={**params, "page": str(page)}))
             result = read(SearchResult, response.json(), response)
             for item in result.data:
-                yield read(Customer, item)
+                yield Emit(read(Customer, item))
             if not result.data or result.total_pages is None or page >= result.total_pages:
                 return
             page += 1

@@ -7,16 +7,16 @@
 * :class:`VirtualClock` - virtual time; polling and the sandboxes' background jobs run on it.
 * :class:`Faults` / :class:`Fault` - fault injection (5xx, 429 with Retry-After, dropped connections before
   or after the server acted, slow answers), by rate or one-shot.
-* pytest fixtures, registered through the ``pytest11`` entry point so ``pip install billkit`` is enough:
-  ``billkit_clock`` (a VirtualClock) and ``billkit_sandbox`` (a :class:`SandboxFactory`:
-  ``billkit_sandbox("facturapi")``).
+* pytest fixtures in :mod:`billkit.testing.plugin`, registered through the ``pytest11`` entry point so
+  ``pip install billkit`` is enough: ``billkit_clock`` (a VirtualClock) and ``billkit_sandbox`` (a
+  :class:`SandboxFactory`: ``billkit_sandbox("facturapi")``).
+
+This module needs nothing beyond billkit itself: pytest is imported only by the plugin, when pytest loads it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
-
-import pytest
+from typing import TYPE_CHECKING, Literal, Protocol, overload
 
 from billkit.client import adapter_class
 from billkit.clock import Clock, VirtualClock
@@ -58,19 +58,3 @@ class SandboxFactory(Protocol):
     def __call__(self, provider: Literal["facturapi"], *, faults: Faults | None = ...) -> FacturapiSandbox: ...
     @overload
     def __call__(self, provider: str, *, faults: Faults | None = ...) -> Sandbox: ...
-
-
-@pytest.fixture
-def billkit_clock() -> VirtualClock:
-    """A VirtualClock that jumps ahead whenever every task waits on it."""
-    return VirtualClock()
-
-
-@pytest.fixture
-def billkit_sandbox(billkit_clock: VirtualClock) -> SandboxFactory:
-    """A factory of sandboxes sharing the test's ``billkit_clock``: ``billkit_sandbox("accepteasy")``."""
-
-    def make(provider: str, *, faults: Faults | None = None, **_: Any) -> Sandbox:
-        return sandbox(provider, clock=billkit_clock, faults=faults)
-
-    return make  # type: ignore[return-value]  # the overloads of SandboxFactory describe this one function

@@ -1,0 +1,682 @@
+"""Flows: every provider operation written once, as a sans-I/O generator, and the two drivers that run it.
+
+A *flow* is a generator that yields **effects** (what it needs done) and receives their results; it returns the
+operation's value or raises a :class:`~billkit.errors.BillkitError`. It never touches a socket, a clock or an
+event loop itself, so the same flow runs under both drivers:
+
+* :class:`AsyncIO` runs flows on ``httpx.AsyncClient`` with anyio sleeps (asyncio and trio);
+* :class:`SyncIO` runs flows on ``httpx.Client`` in the calling thread: no event loop, no portal thread.
+
+The effects (design notes: docs/design.md, "One source, two drivers"):
+
+=====================  ==================================================================================
+``Exchange``           one HTTP attempt; the result is an :class:`Answer` or a :class:`Failure` (never an
+                       exception, so the retry decision sees every outcome as data)
+``Sleep``              sleep on the client's clock (virtual in tests)
+``CURRENT_POLICY``     the :class:`~billkit.transport.RetryPolicy` in force for this run (per client, per
+                       ``with_options`` copy, ``PollPolicy.read_retry`` for status reads)
+``Gather``             run sub-flows concurrently under a limit; one value or BillkitError per flow, in order
+``Acquire``            wait for a lock or semaphore made by :func:`new_lock` / :func:`new_semaphore` (the flow
+                       releases it with ``release()`` in a ``finally``)
+``Emit``               a *stream* (paged listing) hands one item to its consumer
+=====================  ==================================================================================
+
+Drivers never throw into a flow: a cancelled or interrupted run closes the generator (its ``finally`` blocks
+run) and re-raises. A flow composes others with ``yield from``.
+
+Native clients bind flows to a driver with the :class:`operation` and :class:`stream` descriptors, typed per
+mode: on ``AsyncClient(...).native`` a method returns an awaitable (a stream an async iterator); on
+``Client(...).native`` the value itself (a stream a list).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import update_wrapper
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+import anyio
+import httpx
+
+from billkit.errors import BillkitError
+
+if TYPE_CHECKING:
+    from billkit.clock import Clock
+    from billkit.transport import RetryPolicy
+
+__all__ = [
+    "CURRENT_POLICY",
+    "Acquire",
+    "Answer",
+    "AsyncIO",
+    "AsyncMode",
+    "Emit",
+    "Exchange",
+    "Failure",
+    "FailureKind",
+    "Flow",
+    "Gather",
+    "Native",
+    "Sleep",
+    "Stream",
+    "SyncIO",
+    "SyncMode",
+    "collect",
+    "expand",
+    "first",
+    "new_lock",
+    "new_semaphore",
+    "on_fork",
+    "operation",
+    "stream",
+    "stream_of",
+]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+#: a flow: yields effects, receives their results, returns T
+Flow = Generator[Any, Any, T]
+#: a stream: a flow that also yields :class:`Emit` items (a paged listing)
+Stream = Generator[Any, Any, None]
+
+
+# -- effects -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP attempt, fully built (URL, headers, body). ``max_bytes`` bounds the answer's body."""
+
+    method: str
+    url: str
+    params: Mapping[str, str] | None
+    headers: Mapping[str, str]
+    content: bytes | None
+    max_bytes: int
+    timeout: httpx.Timeout | None = None  # cut to what is left of the request's total budget, when tighter
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The server answered (any status); ``content`` is the whole body (within ``max_bytes``)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+class FailureKind(enum.Enum):
+    NOT_SENT = "not_sent"  # connect error, connect or pool timeout: the server never saw the request
+    TIMEOUT = "timeout"  # sent, no answer in time: it may have arrived and acted
+    DROPPED = "dropped"  # the connection broke after sending: it may have arrived and acted
+    TOO_LARGE = "too_large"  # answered, but the body is larger than ``max_bytes`` (the rest was not read)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """No usable answer came back. ``status_code`` is set for TOO_LARGE (the answer's status line)."""
+
+    kind: FailureKind
+    detail: str
+    status_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+class _CurrentPolicy:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CURRENT_POLICY"
+
+
+#: yield it to get the RetryPolicy of the running driver
+CURRENT_POLICY = _CurrentPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Gather:
+    """Run ``flows`` concurrently, at most ``limit`` at once; the result lists each flow's value or BillkitError."""
+
+    flows: Sequence[Flow[Any]]
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acquire:
+    lock: _AsyncLock | _AsyncSemaphore | _SyncLock
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    item: Any
+
+
+# -- primitives that follow the client's mode --------------------------------------------------------------
+
+
+class _AsyncLock:
+    """An anyio lock made on first use (inside the event loop that uses it)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock: anyio.Lock | None = None
+
+    async def acquire(self) -> None:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        await self._lock.acquire()
+
+    def release(self) -> None:
+        assert self._lock is not None
+        self._lock.release()
+
+
+class _AsyncSemaphore:
+    __slots__ = ("_sem", "_value")
+
+    def __init__(self, value: int) -> None:
+        self._value = value
+        self._sem: anyio.Semaphore | None = None
+
+    async def acquire(self) -> None:
+        if self._sem is None:
+            self._sem = anyio.Semaphore(self._value)
+        await self._sem.acquire()
+
+    def release(self) -> None:
+        assert self._sem is not None
+        self._sem.release()
+
+
+class _SyncLock:
+    """A threading lock or bounded semaphore that is made anew in a forked child (a lock held by another thread
+    at ``fork()`` would otherwise stay held forever there)."""
+
+    __slots__ = ("__weakref__", "_lock", "_value")
+
+    def __init__(self, value: int | None = None) -> None:
+        self._value = value
+        self._lock: threading.Lock | threading.BoundedSemaphore = self._make()
+        on_fork(self, _SyncLock._after_fork)
+
+    def _make(self) -> threading.Lock | threading.BoundedSemaphore:
+        return threading.Lock() if self._value is None else threading.BoundedSemaphore(self._value)
+
+    def _after_fork(self) -> None:
+        self._lock = self._make()
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def new_lock(blocking: bool) -> _AsyncLock | _SyncLock:
+    """A lock for flows run by the blocking (``blocking=True``) or the async driver."""
+    return _SyncLock() if blocking else _AsyncLock()
+
+
+def new_semaphore(value: int, blocking: bool) -> _AsyncSemaphore | _SyncLock:
+    return _SyncLock(value) if blocking else _AsyncSemaphore(value)
+
+
+# -- fork safety -----------------------------------------------------------------------------------------------
+
+_FORK_HOOKS: weakref.WeakKeyDictionary[Any, Callable[[Any], None]] = weakref.WeakKeyDictionary()
+
+
+def on_fork(owner: Any, hook: Callable[[Any], None]) -> None:
+    """Call ``hook(owner)`` in the child after ``os.fork()`` while ``owner`` lives (gunicorn --preload, Celery
+    prefork, multiprocessing with fork): locks, pollers and connection pools are made anew there."""
+    _FORK_HOOKS[owner] = hook
+
+
+def _after_fork_in_child() -> None:
+    for owner, hook in list(_FORK_HOOKS.items()):
+        hook(owner)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- flow combinators --------------------------------------------------------------------------------------------
+
+
+def collect(items: Stream) -> Flow[list[Any]]:
+    """Inside a flow: every item a stream emits, as a list."""
+    out: list[Any] = []
+    value: Any = None
+    try:
+        while True:
+            try:
+                effect = items.send(value)
+            except StopIteration:
+                return out
+            if type(effect) is Emit:
+                value = None
+                out.append(effect.item)
+            else:
+                value = yield effect
+    finally:
+        items.close()
+
+
+def first(items: Stream, match: Callable[[Any], bool]) -> Flow[Any]:
+    """Inside a flow: the first item of a stream for which ``match`` is true (the rest is not read), or None."""
+    value: Any = None
+    try:
+        while True:
+            try:
+                effect = items.send(value)
+            except StopIteration:
+                return None
+            if type(effect) is Emit:
+                value = None
+                if match(effect.item):
+                    return effect.item
+            else:
+                value = yield effect
+    finally:
+        items.close()
+
+
+def expand(items: Stream, each: Callable[[Any], Iterable[Any]]) -> Stream:
+    """A stream of everything ``each(item)`` gives for every item of ``items`` (pages into their records)."""
+    value: Any = None
+    try:
+        while True:
+            try:
+                effect = items.send(value)
+            except StopIteration:
+                return
+            value = None
+            if type(effect) is Emit:
+                for out in each(effect.item):
+                    yield Emit(out)
+            else:
+                value = yield effect
+    finally:
+        items.close()
+
+
+# -- the drivers -------------------------------------------------------------------------------------------------
+
+
+class _IO:
+    """What both drivers share: the clock, the retry policy of this run, the body cap."""
+
+    def __init__(self, clock: Clock, retry: RetryPolicy, max_in_flight: int | None) -> None:
+        self.clock = clock
+        self.retry = retry
+        self.max_in_flight = max_in_flight
+
+
+def _failure(exc: Exception) -> Failure:
+    """An exception from the HTTP layer (or from a user's transport) as data for the retry decision."""
+    name = type(exc).__name__
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return Failure(FailureKind.NOT_SENT, name)
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure(FailureKind.TIMEOUT, name)
+    if isinstance(exc, httpx.TransportError):
+        return Failure(FailureKind.DROPPED, name)
+    # anything else from a transport (a user's mock, a bug below us): the request may have gone out
+    return Failure(FailureKind.DROPPED, f"{name}: {exc}")
+
+
+def _too_large(status: int, limit: int) -> Failure:
+    return Failure(FailureKind.TOO_LARGE, f"the answer is larger than {limit} bytes", status)
+
+
+def _declared_too_large(headers: httpx.Headers, limit: int) -> bool:
+    declared = headers.get("content-length")
+    return declared is not None and declared.isdigit() and int(declared) > limit
+
+
+class AsyncIO(_IO):
+    """Runs flows on an ``httpx.AsyncClient`` (asyncio or trio, through anyio)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        retry: RetryPolicy,
+        max_in_flight: int | None = None,
+        limiter: list[anyio.Semaphore] | None = None,
+    ) -> None:
+        super().__init__(clock, retry, max_in_flight)
+        self.http = http
+        self._limiter = limiter if limiter is not None else []  # shared by copies with another retry policy
+
+    def with_retry(self, retry: RetryPolicy) -> AsyncIO:
+        return AsyncIO(self.http, self.clock, retry, self.max_in_flight, self._limiter)
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` to its end; its value, or the BillkitError it raised."""
+        value: Any = None
+        while True:
+            try:
+                effect = flow.send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                value = await self._perform(effect)
+            except BaseException:
+                flow.close()
+                raise
+
+    async def iterate(self, items: Stream) -> AsyncIterator[Any]:
+        """The items a stream emits, as an async iterator (pages are read as the consumer goes)."""
+        value: Any = None
+        try:
+            while True:
+                try:
+                    effect = items.send(value)
+                except StopIteration:
+                    return
+                if type(effect) is Emit:
+                    value = None
+                    yield effect.item
+                else:
+                    value = await self._perform(effect)
+        finally:
+            items.close()
+
+    async def _perform(self, effect: Any) -> Any:
+        kind = type(effect)
+        if kind is Exchange:
+            if self.max_in_flight is None:
+                return await self._exchange(effect)
+            if not self._limiter:
+                self._limiter.append(anyio.Semaphore(self.max_in_flight))
+            async with self._limiter[0]:
+                return await self._exchange(effect)
+        if effect is CURRENT_POLICY:
+            return self.retry
+        if kind is Sleep:
+            await self.clock.sleep(effect.seconds)
+            return None
+        if kind is Acquire:
+            await effect.lock.acquire()
+            return None
+        if kind is Gather:
+            return await self._gather(effect)
+        raise TypeError(f"a flow yielded {effect!r}, which is not an effect")
+
+    async def _exchange(self, ex: Exchange) -> Answer | Failure:
+        http = self.http
+        try:
+            request = http.build_request(
+                ex.method,
+                ex.url,
+                params=ex.params,
+                content=ex.content,
+                headers=ex.headers,
+                timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            response = await http.send(request, stream=True)
+            try:
+                if _declared_too_large(response.headers, ex.max_bytes):
+                    return _too_large(response.status_code, ex.max_bytes)
+                parts: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > ex.max_bytes:
+                        return _too_large(response.status_code, ex.max_bytes)
+                    parts.append(chunk)
+            finally:
+                await response.aclose()
+        except Exception as exc:
+            return _failure(exc)
+        return Answer(response.status_code, response.headers, b"".join(parts))
+
+    async def _gather(self, effect: Gather) -> list[Any]:
+        flows = list(effect.flows)
+        results: list[Any] = [None] * len(flows)
+        foreign: list[BaseException] = []
+        queue = list(range(len(flows) - 1, -1, -1))
+
+        async def worker() -> None:
+            while queue:
+                i = queue.pop()
+                try:
+                    results[i] = await self.run(flows[i])
+                except BillkitError as exc:
+                    results[i] = exc
+                except Exception as exc:  # not billkit's: re-raised once every flow ended, never as a group
+                    foreign.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, min(effect.limit, len(flows)))):
+                tg.start_soon(worker)
+        if foreign:
+            raise foreign[0]
+        return results
+
+
+class SyncIO(_IO):
+    """Runs flows on an ``httpx.Client`` in the calling thread (any thread; safe to share between threads)."""
+
+    def __init__(
+        self,
+        http: httpx.Client | list[httpx.Client],
+        clock: Clock,
+        retry: RetryPolicy,
+        max_in_flight: int | None = None,
+        limiter: _SyncLock | None = None,
+    ) -> None:
+        super().__init__(clock, retry, max_in_flight)
+        # one slot shared by the copies, so a client made anew after fork() serves them all
+        self._http = http if isinstance(http, list) else [http]
+        self._limiter = limiter if limiter is not None or max_in_flight is None else _SyncLock(max_in_flight)
+
+    @property
+    def http(self) -> httpx.Client:
+        return self._http[0]
+
+    def replace_http(self, http: httpx.Client) -> None:
+        """Serve this driver and every copy of it with ``http`` from now on (used in a forked child)."""
+        self._http[0] = http
+
+    def with_retry(self, retry: RetryPolicy) -> SyncIO:
+        return SyncIO(self._http, self.clock, retry, self.max_in_flight, self._limiter)
+
+    def run(self, flow: Flow[T]) -> T:
+        value: Any = None
+        while True:
+            try:
+                effect = flow.send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                value = self._perform(effect)
+            except BaseException:
+                flow.close()
+                raise
+
+    def collect(self, items: Stream) -> list[Any]:
+        """Every item a stream emits, as a list (the blocking twin of :meth:`AsyncIO.iterate`)."""
+        return self.run(collect(items))
+
+    def iterate(self, items: Stream) -> Iterator[Any]:
+        value: Any = None
+        try:
+            while True:
+                try:
+                    effect = items.send(value)
+                except StopIteration:
+                    return
+                if type(effect) is Emit:
+                    value = None
+                    yield effect.item
+                else:
+                    value = self._perform(effect)
+        finally:
+            items.close()
+
+    def _perform(self, effect: Any) -> Any:
+        kind = type(effect)
+        if kind is Exchange:
+            limiter = self._limiter
+            if limiter is None:
+                return self._exchange(effect)
+            limiter.acquire()
+            try:
+                return self._exchange(effect)
+            finally:
+                limiter.release()
+        if effect is CURRENT_POLICY:
+            return self.retry
+        if kind is Sleep:
+            self.clock.sleep_sync(effect.seconds)
+            return None
+        if kind is Acquire:
+            lock = effect.lock
+            assert isinstance(lock, _SyncLock), "an async lock in a blocking flow"
+            lock.acquire()
+            return None
+        if kind is Gather:
+            return self._gather(effect)
+        raise TypeError(f"a flow yielded {effect!r}, which is not an effect")
+
+    def _exchange(self, ex: Exchange) -> Answer | Failure:
+        http = self.http
+        try:
+            request = http.build_request(
+                ex.method,
+                ex.url,
+                params=ex.params,
+                content=ex.content,
+                headers=ex.headers,
+                timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            response = http.send(request, stream=True)
+            try:
+                if _declared_too_large(response.headers, ex.max_bytes):
+                    return _too_large(response.status_code, ex.max_bytes)
+                parts: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > ex.max_bytes:
+                        return _too_large(response.status_code, ex.max_bytes)
+                    parts.append(chunk)
+            finally:
+                response.close()
+        except Exception as exc:
+            return _failure(exc)
+        return Answer(response.status_code, response.headers, b"".join(parts))
+
+    def _one(self, flow: Flow[Any]) -> Any:
+        try:
+            return self.run(flow)
+        except BillkitError as exc:
+            return exc
+
+    def _gather(self, effect: Gather) -> list[Any]:
+        flows = list(effect.flows)
+        workers = max(1, min(effect.limit, len(flows)))
+        if workers == 1:
+            return [self._one(f) for f in flows]
+        from concurrent.futures import ThreadPoolExecutor  # only blocking code that gathers needs it
+
+        # threads, not a loop: the blocking driver has none; a pool per call, so nothing outlives it (or a fork)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billkit-gather") as pool:
+            return list(pool.map(self._one, flows))
+
+
+# -- native clients: one definition per operation, typed for both drivers ---------------------------------------
+
+
+class AsyncMode:
+    """Marks a native client bound to :class:`AsyncIO` (its methods return awaitables)."""
+
+
+class SyncMode:
+    """Marks a native client bound to :class:`SyncIO` (its methods return values)."""
+
+
+M = TypeVar("M", AsyncMode, SyncMode)
+
+
+class Native(Generic[M]):
+    """Base of the providers' native clients: ``client.native``. The driver is the client's."""
+
+    def __init__(self, io: AsyncIO | SyncIO) -> None:
+        self._io = io
+
+
+class operation(Generic[P, T]):
+    """Decorates a native client's flow method: ``await native.m(...)`` under AsyncClient, ``native.m(...)``
+    under Client. ``Cls.m.flow(native, ...)`` is the flow itself, for use inside other flows."""
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], Flow[T]]) -> None:
+        self.flow = fn
+        update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> operation[P, T]: ...
+    @overload
+    def __get__(self, obj: Native[AsyncMode], owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
+    @overload
+    def __get__(self, obj: Native[SyncMode], owner: type[Any]) -> Callable[P, T]: ...
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        fn, run = self.flow, obj._io.run
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return run(fn(obj, *args, **kwargs))
+
+        update_wrapper(call, fn)
+        return call
+
+
+class stream(Generic[P, T]):
+    """Decorates a native client's stream method (a paged listing that yields ``Emit(item)``): an async iterator
+    under AsyncClient, a list under Client."""
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], Stream]) -> None:
+        self.flow = fn
+        update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> stream[P, T]: ...
+    @overload
+    def __get__(self, obj: Native[AsyncMode], owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
+    @overload
+    def __get__(self, obj: Native[SyncMode], owner: type[Any]) -> Callable[P, list[T]]: ...
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        fn, io = self.flow, obj._io
+        out = io.iterate if isinstance(io, AsyncIO) else io.collect
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return out(fn(obj, *args, **kwargs))
+
+        update_wrapper(call, fn)
+        return call
+
+
+def stream_of(item: type[T]) -> Callable[[Callable[Concatenate[Any, P], Stream]], stream[P, T]]:
+    """``@stream_of(Invoice)`` on a native stream method: a :class:`stream` whose items are ``Invoice``."""
+
+    def wrap(fn: Callable[Concatenate[Any, P], Stream]) -> stream[P, T]:
+        return stream(fn)
+
+    return wrap
