@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 
 import billkit
@@ -294,3 +296,159 @@ def test_poll_policy_next_delay() -> None:
     assert PollPolicy.fixed(5).next_delay(3, 42.0, rng) == 5
     with pytest.raises(ValueError):
         PollPolicy(deadline=0)
+
+
+# -- waiting is not polling (one poller per client; waiters only wait) ------------------------------------------
+
+
+class Gate(httpx.AsyncBaseTransport):
+    """Passes requests to a sandbox, but holds every status read until the test opens the gate."""
+
+    def __init__(self, inner: FakeSandbox) -> None:
+        self.inner = inner
+        self.read_in_flight = anyio.Event()
+        self.open = anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            self.read_in_flight.set()
+            await self.open.wait()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_cancelling_a_waiter_while_a_read_is_in_flight_loses_nothing() -> None:
+    clock = VirtualClock()
+    box = FakeSandbox(clock)
+    gate = Gate(box)
+    async with AsyncClient("fake", sandbox=box, transport=gate, poll=PollPolicy(jitter=0)) as client:
+        op = await client.submit(job("held", duration=1))
+        with anyio.move_on_after(3600) as waiting:  # a caller's own timeout around the await
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(op.wait)
+                await gate.read_in_flight.wait()  # the poller's read is out; now the waiter goes away
+                tg.cancel_scope.cancel()
+        assert not waiting.cancelled_caught and not op.done()
+        gate.open.set()
+        bill = await op  # awaiting again finishes: the read was the poller's, not the waiter's
+    assert bill.reference == "held" and len(box.received("GET")) >= 1
+
+
+async def test_a_webhook_wakes_the_waiter_at_once_on_a_clock_that_does_not_move() -> None:
+    clock = VirtualClock(autojump=False)  # nothing advances time: only the event can finish the wait
+    async with AsyncClient("fake", sandbox=FakeSandbox(clock), poll=PollPolicy.fixed(5)) as client:
+        op = await client.submit(job("hook", duration=3000))
+        results: list[Bill] = []
+
+        async def wait() -> None:
+            results.append(await op)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert not results
+            client.handle_webhook_event({"id": op.id, "ref": "hook", "status": "done", "amount": "10.00"})
+    assert [b.reference for b in results] == ["hook"] and clock.now() == 0
+
+
+async def test_cancel_from_another_task_wakes_the_waiter_at_once() -> None:
+    clock = VirtualClock(autojump=False)
+    async with AsyncClient("fake", sandbox=FakeSandbox(clock), poll=PollPolicy.fixed(5)) as client:
+        op = await client.submit(job("c", duration=3000))
+        errors: list[BaseException] = []
+
+        async def wait() -> None:
+            try:
+                await op
+            except OperationCancelled as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            op.cancel()
+    assert len(errors) == 1 and clock.now() == 0 and reads(client) == []
+
+
+async def test_operations_progress_without_a_waiter(client: AsyncClient) -> None:
+    op = await client.submit(job("bg", duration=10))
+    await client.clock.sleep(60)  # not awaiting the operation: the client's poller still follows it
+    assert op.done() and op.status is BillStatus.OPEN
+
+
+async def test_as_completed_over_operations_of_two_clients() -> None:
+    clock = VirtualClock()
+    async with (
+        AsyncClient("fake", sandbox=FakeSandbox(clock)) as a,
+        AsyncClient("fake", sandbox=FakeSandbox(clock)) as b,
+    ):
+        ops = [await a.submit(job("a-slow", 90)), await b.submit(job("b-fast", 5)), await a.submit(job("a-mid", 40))]
+        order = [(await op).reference async for op in billkit.as_completed(ops)]
+    assert order == ["b-fast", "a-mid", "a-slow"]
+
+
+async def test_aclose_ends_pending_operations_and_awaiting_them_raises_at_once() -> None:
+    clock = VirtualClock(autojump=False)
+    client = AsyncClient("fake", sandbox=FakeSandbox(clock))
+    op = await client.submit(job("open", duration=3000))
+    bulk = await client.submit_many([job("m1", 3000), job("m2", 3000)])
+    errors: list[BaseException] = []
+
+    async def wait() -> None:
+        try:
+            await op
+        except OperationCancelled as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        await client.aclose()  # with a waiter blocked and reads scheduled
+    assert len(errors) == 1 and "closed" in str(errors[0])
+    before = clock.now()
+    with pytest.raises(OperationCancelled):
+        await op
+    result_error = bulk.exception()
+    assert isinstance(result_error, OperationCancelled) and bulk.state is OperationState.CANCELLED
+    assert clock.now() == before
+    with pytest.raises(billkit.ClientClosedError):
+        await client.submit(job("late"))
+    assert decode_token(errors[0].token)["id"] == op.id  # type: ignore[attr-defined]
+
+
+async def test_an_unexpected_exception_in_a_read_fails_that_operation_only(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import FakeAdapter
+
+    original = FakeAdapter.poll
+
+    def poll(self: FakeAdapter, kind: str, state: Any) -> Any:
+        if state["id"] == broken.id:
+            raise RuntimeError("a bug below billkit")
+        return original(self, kind, state)
+
+    broken = await client.submit(job("broken", duration=5))
+    fine = await client.submit(job("fine", duration=5))
+    monkeypatch.setattr(FakeAdapter, "poll", poll)
+    with pytest.raises(OperationFailed) as info:
+        await broken
+    assert type(info.value) is OperationFailed and isinstance(info.value.cause, RuntimeError)
+    assert (await fine).reference == "fine"
+
+
+async def test_ten_thousand_children_bulk_cancels_without_recursion_and_accounts_for_every_item(
+    client: AsyncClient,
+) -> None:
+    bills = [job(f"k{i}", duration=3000) for i in range(10_000)]
+    seen: list[tuple[int, int]] = []
+    bulk = await client.submit_many(bills, on_progress=lambda done, total: seen.append((done, total)))
+    assert bulk.progress == (0, 10_000)
+    bulk.cancel()
+    with pytest.raises(OperationCancelled):
+        await bulk
+    partial = bulk.partial
+    assert partial is not None and len(partial) == 10_000
+    assert [i.index for i in partial] == list(range(10_000))
+    assert all(isinstance(i.error, OperationCancelled) for i in partial)
+    assert bulk.progress == (10_000, 10_000) and client.scheduler.pending_count == 0
+    assert reads(client) == []

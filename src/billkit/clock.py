@@ -4,9 +4,12 @@
 polling, backoff and the sandboxes' background jobs on virtual time: with ``autojump=True`` (the default)
 time jumps to the next sleeper as soon as every task is waiting on the clock, so an hour of polling takes
 milliseconds; with ``autojump=False`` a test moves time itself with :meth:`VirtualClock.advance`.
-Both work under asyncio and trio (through anyio), and in blocking code (``sleep_sync``, ``wait_sync``): there a
-virtual clock with ``autojump=True`` jumps as soon as a thread sleeps on it, and one with ``autojump=False``
-moves only with :meth:`VirtualClock.advance_sync` (or :meth:`VirtualClock.advance`).
+Both work under asyncio and trio (through anyio), and in blocking code (``sleep_sync``, ``wait_sync``). There a
+virtual clock with ``autojump=True`` jumps when every blocking client's poller that somebody waits for is waiting on
+the clock (the pollers *take part*, see :meth:`VirtualClock.take_part`), to the earliest of their deadlines, so
+operations of several clients on one clock finish in the order of their virtual times; any other thread's sleep
+jumps at once. A clock with ``autojump=False`` moves only with :meth:`VirtualClock.advance_sync` (or
+:meth:`VirtualClock.advance`).
 """
 
 from __future__ import annotations
@@ -83,11 +86,22 @@ class SystemClock:
 
 
 class _Sleeper:
-    __slots__ = ("deadline", "fired")
+    __slots__ = ("deadline", "event", "fired")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, event: anyio.Event | None = None) -> None:
         self.deadline = deadline
         self.fired = False
+        self.event = event  # autojump=False: the sleeper blocks on it; firing sets it
+
+
+class _Part:
+    """A thread that takes part in blocking autojump: idle (waiting on the clock until ``deadline``) or busy."""
+
+    __slots__ = ("deadline", "idle")
+
+    def __init__(self) -> None:
+        self.idle = False
+        self.deadline: float | None = None
 
 
 class VirtualClock:
@@ -98,7 +112,8 @@ class VirtualClock:
     moves backwards and never jumps while a task can still run, so virtual durations are those the code asked
     for: ten polls 30 s apart take 300 virtual seconds whatever the machine does.
 
-    ``autojump=False``: time only moves with :meth:`advance` (for step-by-step tests).
+    ``autojump=False``: time only moves with :meth:`advance` (for step-by-step tests); a sleeper then blocks (it
+    does not spin), so ``anyio.wait_all_tasks_blocked()`` sees it as blocked.
     """
 
     def __init__(self, start: float = 0.0, *, autojump: bool = True, wall_start: float | None = None,
@@ -114,15 +129,17 @@ class VirtualClock:
         self.sleeps = 0  #: how many sleeps were requested (for tests and benchmarks)
         self._thread_lock = threading.Lock()  # blocking code moves time from several threads
         self._blocked: set[threading.Condition] = set()  # threads waiting for advance_sync (autojump=False)
+        self._parts: dict[threading.Condition, _Part] = {}  # blocking pollers taking part in autojump
         on_fork(self, VirtualClock._after_fork)
 
     def _after_fork(self) -> None:
         self._thread_lock = threading.Lock()
         self._blocked = set()
+        self._parts = {}
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
-        del state["_thread_lock"], state["_blocked"]
+        del state["_thread_lock"], state["_blocked"], state["_parts"]
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -143,6 +160,15 @@ class VirtualClock:
         self.sleeps += 1
         if deadline <= self._now:
             await anyio.lowlevel.checkpoint()
+            return
+        if not self.autojump:
+            event = wake if wake is not None else anyio.Event()
+            sleeper = _Sleeper(deadline, event)
+            heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
+            try:
+                await event.wait()  # set by advance() once the deadline is reached, or by the caller's wake
+            finally:
+                sleeper.fired = True
             return
         sleeper = _Sleeper(deadline)
         heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
@@ -174,6 +200,8 @@ class VirtualClock:
         self._now = max(self._now, t)
         while self._heap and (self._heap[0][0] <= self._now or self._heap[0][2].fired):
             _, _, sleeper = heapq.heappop(self._heap)
+            if not sleeper.fired and sleeper.event is not None:
+                sleeper.event.set()
             sleeper.fired = True
         self._activity += 1
 
@@ -220,14 +248,64 @@ class VirtualClock:
                 self._wait_blocked(condition)
 
     def wait_sync(self, condition: threading.Condition, deadline: float | None) -> None:
-        """Wait on ``condition`` (held by the caller) until notified or until ``deadline`` in virtual time. With
-        autojump and a deadline, time jumps to it at once (the caller is the only one waiting for time)."""
+        """Wait on ``condition`` (held by the caller) until notified or until ``deadline`` in virtual time.
+
+        With autojump: a thread that takes part (:meth:`take_part`) waits until every part is waiting, then time
+        jumps to the earliest deadline among them; any other thread with a deadline jumps to it at once."""
         if deadline is not None and deadline <= self._now:
             return
-        if self.autojump and deadline is not None:
-            self._jump_to(deadline)
+        if not self.autojump:
+            self._wait_blocked(condition)
             return
-        self._wait_blocked(condition)
+        part = self._parts.get(condition)
+        if part is None:
+            if deadline is not None:
+                self._jump_to(deadline)
+            else:
+                condition.wait()
+            return
+        with self._thread_lock:
+            part.idle, part.deadline = True, deadline
+            due = self._jump_when_quiet()
+        try:
+            self._notify_parts(due, condition)
+            if condition not in due:
+                condition.wait()
+        finally:
+            with self._thread_lock:
+                part.idle = False
+
+    def take_part(self, condition: threading.Condition) -> None:
+        """Make the thread that waits on ``condition`` a part of blocking autojump (a poller somebody waits for)."""
+        with self._thread_lock:
+            self._parts.setdefault(condition, _Part())
+
+    def leave(self, condition: threading.Condition) -> None:
+        with self._thread_lock:
+            self._parts.pop(condition, None)
+            due = self._jump_when_quiet()
+        self._notify_parts(due, None)
+
+    def _jump_when_quiet(self) -> list[threading.Condition]:
+        """(Under the thread lock.) When every part waits on the clock: jump to the earliest deadline and return
+        the conditions of the parts now due."""
+        parts = self._parts
+        if not parts or not all(p.idle for p in parts.values()):
+            return []
+        deadlines = [p.deadline for p in parts.values() if p.deadline is not None]
+        if not deadlines:
+            return []
+        target = min(deadlines)
+        if target > self._now:
+            self._fire_until(target)
+        return [c for c, p in parts.items() if p.deadline is not None and p.deadline <= self._now]
+
+    @staticmethod
+    def _notify_parts(due: list[threading.Condition], mine: threading.Condition | None) -> None:
+        for condition in due:
+            if condition is not mine:
+                with condition:  # the part waits on it, so it is free to take
+                    condition.notify_all()
 
     def _wait_blocked(self, condition: threading.Condition) -> None:
         with self._thread_lock:

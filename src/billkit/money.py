@@ -144,6 +144,16 @@ class Money:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Money is immutable")
 
+    # immutable: a copy is the value itself; pickling rebuilds it through the constructor (which checks it again)
+    def __reduce__(self) -> tuple[type[Money], tuple[Decimal, str]]:
+        return (Money, (self._amount, self._currency))
+
+    def __copy__(self) -> Money:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Money:
+        return self
+
     @property
     def amount(self) -> Decimal:
         return self._amount

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
 
-from billkit.clock import Clock
+from billkit.clock import Clock, VirtualClock
 from billkit.errors import (
     BillkitError,
     ClientClosedError,
@@ -783,7 +783,7 @@ class ThreadPoller(Scheduler):
         self._guard = self._cond
         self._thread: threading.Thread | None = None
         self._timers: list[tuple[float, int, _ThreadWaiter]] = []
-        self._waiting = 0
+        self._waiters: set[_ThreadWaiter] = set()  # threads blocked on this client's operations
         self._reading: set[_Core] = set()
         self._pool: ThreadPoolExecutor | None = None
         on_fork(self, ThreadPoller._after_fork)
@@ -793,7 +793,7 @@ class ThreadPoller(Scheduler):
         self._guard = self._cond
         self._thread = None
         self._pool = None
-        self._waiting = 0
+        self._waiters = set()
         self._timers = []
         self._in_flight = 0
         reading, self._reading = self._reading, set()
@@ -814,18 +814,21 @@ class ThreadPoller(Scheduler):
             self._thread = thread
             thread.start()
 
-    def _moves_time_only_when_waited_for(self) -> bool:
-        return bool(getattr(self.clock, "autojump", False))
+    def _somebody_waits(self) -> bool:
+        return any(not w.event.is_set() for w in self._waiters)
 
     def _loop(self) -> None:
         me = threading.current_thread()
         cond = self._cond
+        clock = self.clock
+        virtual = isinstance(clock, VirtualClock) and clock.autojump
         with cond:
             try:
                 while (self._count or self._timers) and not self._closed and self._thread is me:
-                    now = self.clock.now()
-                    while self._timers and self._timers[0][0] <= now:
-                        heapq.heappop(self._timers)[2].fire()
+                    now = clock.now()
+                    timers = self._timers
+                    while timers and (timers[0][0] <= now or timers[0][2].event.is_set()):
+                        heapq.heappop(timers)[2].fire()
                     due = self._take_due(now)
                     if due:
                         self._reading.update(due)
@@ -838,13 +841,18 @@ class ThreadPoller(Scheduler):
                     wake = self._next_due()
                     if self._timers and (wake is None or self._timers[0][0] < wake):
                         wake = self._timers[0][0]
-                    if self._waiting == 0 and self._moves_time_only_when_waited_for():
-                        cond.wait()  # nobody waits: virtual time stands still until somebody does
-                        continue
-                    self.clock.wait_sync(cond, wake)
+                    if virtual and isinstance(clock, VirtualClock):
+                        if not self._somebody_waits():
+                            clock.leave(cond)
+                            cond.wait()  # nobody waits: virtual time stands still until somebody does
+                            continue
+                        clock.take_part(cond)
+                    clock.wait_sync(cond, wake)
             except Exception:
                 logger.exception("the %s poller thread stopped", self.provider)
             finally:
+                if isinstance(clock, VirtualClock):
+                    clock.leave(cond)
                 if self._thread is me:
                     self._thread = None
 
@@ -902,18 +910,21 @@ class ThreadPoller(Scheduler):
     # -- blocking waits ------------------------------------------------------------------------------------------
     def add_waiter(self, waiter: _ThreadWaiter, until: float | None) -> None:
         with self._cond:
-            self._waiting += 1
+            self._waiters.add(waiter)
             if until is not None:
                 heapq.heappush(self._timers, (until, next(self._seq), waiter))
+            if isinstance(self.clock, VirtualClock) and (self._count or self._timers):
+                self.clock.take_part(self._cond)  # somebody waits: this poller moves virtual time with the others
             self._cond.notify_all()
         self.ensure_running()
 
     def remove_waiter(self, waiter: _ThreadWaiter) -> None:
         with self._cond:
-            self._waiting -= 1
+            self._waiters.discard(waiter)
             if any(w is waiter for _, _, w in self._timers):
                 self._timers = [t for t in self._timers if t[2] is not waiter]
                 heapq.heapify(self._timers)
+            self._cond.notify_all()
 
     def shutdown(self) -> None:
         """End every pending operation (OperationCancelled) and let the thread and the read pool go."""
