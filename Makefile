@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest demo bench soak clean
+PLAIN := build/plain-venv
+
+.PHONY: install test lint typecheck pytest plain-install demo bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +26,21 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# What a user gets from a plain `pip install billkit` (no dev extras, so no pytest): billkit and billkit.testing
+# import, and the demo and the resume-in-a-worker example run. The project's own venv always has the dev extras.
+plain-install:
+	rm -rf $(PLAIN)
+	$(PYTHON) -m venv $(PLAIN)
+	$(PLAIN)/bin/python -m pip install --quiet --upgrade pip
+	$(PLAIN)/bin/python -m pip install --quiet .
+	cd build && plain-venv/bin/python -c "import billkit, billkit.testing, sys; \
+		assert 'pytest' not in sys.modules, 'billkit.testing imported pytest'; \
+		billkit.testing.sandbox('accepteasy'); print('plain install: billkit', billkit.__version__, 'imports')"
+	$(PLAIN)/bin/python examples/demo.py > build/plain-demo.log
+	$(PLAIN)/bin/python examples/resume_in_worker.py > build/plain-resume.log
+	@echo "plain install: examples/demo.py and examples/resume_in_worker.py ran"
+
+test: lint typecheck pytest plain-install
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py

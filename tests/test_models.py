@@ -1,10 +1,11 @@
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from billkit import Bill, BillStatus, BulkResult, ItemResult, ItemStatus, LineItem, Money, Party, Tax, ValidationError
-from billkit.errors import UnsupportedFeatureError
+from billkit.errors import Problem, UnsupportedFeatureError
 from billkit.models import Address, check_supported, set_fields
 
 
@@ -103,3 +104,55 @@ def test_quantity_is_bounded_so_amounts_stay_exact(quantity: str) -> None:
 def test_line_amounts_are_exact() -> None:
     item = LineItem(description="x", quantity="123456789.123456", unit_price=Money("999999999999999.99", "EUR"))
     assert item.amount == Decimal("123456789123455998765432.10876544")  # 32 digits: beyond the default 28
+
+
+def _full_bill() -> Bill:
+    return Bill(
+        reference="INV-9",
+        description="Membership",
+        counterparty=Party(
+            name="Jan", email="jan@example.nl", address=Address(city="Utrecht"), provider_options={"tax_system": "601"}
+        ),
+        issue_date=dt.date(2026, 12, 1),
+        line_items=(
+            LineItem(
+                description="a",
+                quantity=Decimal("1.5"),
+                unit_price=Money("10.00", "EUR"),
+                taxes=(Tax(type="VAT", rate=Decimal("0.21")),),
+            ),
+        ),
+        total=Money("18.15", "EUR"),
+        provider_options={"SRRID": "s-1", "nested": {"k": [1, Decimal("2.5")]}},
+        provider="accepteasy",
+        provider_id="atid-1",
+        status=BillStatus.OPEN,
+        provider_status="Pending",
+        links={"pay": "https://pay.example/1"},
+        raw={"ATID": "atid-1", "Amount": Decimal("18.15"), "Extra": [None, True]},
+    )
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "model_copy"])
+def test_bills_and_results_survive_pickle_and_deep_copies(how: str) -> None:
+    import copy
+    import pickle
+
+    again: Any = {
+        "pickle": lambda v: pickle.loads(pickle.dumps(v)),
+        "deepcopy": copy.deepcopy,
+        "model_copy": lambda v: v.model_copy(deep=True),
+    }[how]
+    bill = _full_bill()
+    copied = again(bill)
+    assert copied == bill and type(copied) is Bill and copied.total == Money("18.15", "EUR")
+    assert copied.raw == bill.raw and copied.line_items[0].amount == Decimal("15.000000")
+    failed = ItemResult(index=1, status=ItemStatus.FAILED, error=ValidationError([Problem("total", "bad")]))
+    result = BulkResult(
+        items=(ItemResult(index=0, status=ItemStatus.SUCCEEDED, bill=bill), failed),
+        provider="accepteasy",
+        provider_id="bulk-1",
+    )
+    back = again(result)
+    assert type(back) is BulkResult and back.items[0] == result.items[0]
+    assert back.items[1].error is not None and str(back.items[1].error) == str(failed.error)

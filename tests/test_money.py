@@ -153,3 +153,14 @@ def test_json_numbers_with_huge_exponents_and_deep_nesting_are_refused_quickly()
         loads_decimal(b'{"page": 1e999999999}')
     with pytest.raises(ValueError, match="nested"):
         loads_decimal(b"[" * 100_000)
+
+
+@pytest.mark.parametrize("money", [Money("19.99", "EUR"), Money(500, "JPY"), Money("1.234", "KWD"), Money(0, "MXN")])
+def test_money_survives_pickle_and_copies_unchanged(money: Money) -> None:
+    import copy
+    import pickle
+
+    for again in (pickle.loads(pickle.dumps(money)), copy.deepcopy(money), copy.copy(money)):
+        assert again == money and type(again) is Money
+        assert str(again.amount) == str(money.amount) and again.currency == money.currency
+    assert copy.deepcopy({"m": [money]}) == {"m": [money]}

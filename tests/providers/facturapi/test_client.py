@@ -296,3 +296,14 @@ async def test_under_faults_every_outcome_is_reported_rightly(clock: VirtualCloc
         elif not isinstance(item.error, OutcomeUnknownError):
             assert counts[item.index] == 0, item.error
     assert box.faults.injected  # faults did happen
+
+
+async def test_cancelling_a_bulk_of_300_invoices_cancels_every_one(client: billkit.AsyncClient) -> None:
+    bulk = await client.submit_many([invoice(f"FA-X{i:03d}") for i in range(300)])
+    bulk.cancel()
+    with pytest.raises(billkit.OperationCancelled):
+        await bulk
+    partial = bulk.partial
+    assert partial is not None and [i.index for i in partial] == list(range(300))
+    assert all(isinstance(i.error, billkit.OperationCancelled) for i in partial)
+    assert bulk.progress == (300, 300) and client.scheduler.pending_count == 0

@@ -4,6 +4,8 @@ Use it through ``billkit.AsyncClient("billcom", username=..., password=..., orga
 (or ``sandbox=True``); ``client.native`` is :class:`BillcomNative`. See ``docs/providers/billcom.md``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from billkit.providers.billcom.client import BillcomAdapter, BillcomNative, format_filters
 from billkit.providers.billcom.mapping import (
     BillcomAPIError,
@@ -13,13 +15,17 @@ from billkit.providers.billcom.mapping import (
     BillcomRateLimitError,
     BillcomSessionError,
 )
-from billkit.providers.billcom.sandbox import (
-    UNKNOWN_VENDOR,
-    VENDOR_ACME,
-    VENDOR_GLOBEX,
-    VENDOR_INITECH,
-    BillcomSandbox,
-)
+
+if TYPE_CHECKING:
+    from billkit.providers.billcom.sandbox import (
+        UNKNOWN_VENDOR,
+        VENDOR_ACME,
+        VENDOR_GLOBEX,
+        VENDOR_INITECH,
+        BillcomSandbox,
+    )
+
+_SANDBOX_NAMES = frozenset({"UNKNOWN_VENDOR", "VENDOR_ACME", "VENDOR_GLOBEX", "VENDOR_INITECH", "BillcomSandbox"})
 
 __all__ = [
     "UNKNOWN_VENDOR",
@@ -37,3 +43,12 @@ __all__ = [
     "BillcomSessionError",
     "format_filters",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the sandbox is imported only when asked for: production code importing the adapter never loads it
+    if name in _SANDBOX_NAMES:
+        from billkit.providers.billcom import sandbox
+
+        return getattr(sandbox, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,59 @@
+"""Package boundaries: what a plain ``pip install billkit`` gets, and what importing billkit loads.
+
+``make plain-install`` (part of ``make test``) checks a real fresh install; these tests check the same promises
+in the project's own environment, where pytest and the dev extras are present, by hiding them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+
+HIDE = "import sys\nfor name in ('pytest', '_pytest', 'respx', 'hypothesis'):\n    sys.modules[name] = None\n"
+
+
+def run(code: str) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter with the test tools hidden; it prints a JSON object."""
+    out = subprocess.run([sys.executable, "-c", HIDE + code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_billkit_testing_works_without_pytest() -> None:
+    result = run(
+        "import json, anyio, billkit, billkit.testing as t\n"
+        "box = t.sandbox('accepteasy', clock=t.VirtualClock())\n"
+        "async def main():\n"
+        "    async with billkit.AsyncClient('accepteasy', sandbox=box) as c:\n"
+        "        b = billkit.Bill(reference='P-1', description='x', total=billkit.Money('1.00', 'EUR'))\n"
+        "        return (await c.submit_and_wait(b)).status.value\n"
+        "status = anyio.run(main)\n"
+        "print(json.dumps({'status': status, 'pytest': bool(sys.modules.get('pytest'))}))"
+    )
+    assert result == {"status": "open", "pytest": False}
+
+
+def test_the_pytest_entry_point_names_the_plugin_module() -> None:
+    points = [e for e in metadata.entry_points(group="pytest11") if e.name == "billkit"]
+    assert [e.value for e in points] == ["billkit.testing.plugin"]
+    plugin = points[0].load()
+    assert {"billkit_clock", "billkit_sandbox"} <= set(dir(plugin))
+
+
+def test_importing_billkit_loads_no_adapter_sandbox_or_optional_tool() -> None:
+    result = run(
+        "import json, billkit\n"
+        "before = sorted(m for m in sys.modules if m.startswith(('billkit.', 'tenacity', 'trio', 'typer', 'rich')))\n"
+        "client = billkit.Client('accepteasy', key_name='k', key='s')\n"
+        "after = sorted(m for m in sys.modules if m.startswith('billkit.'))\n"
+        "client.close()\n"
+        "print(json.dumps({'before': before, 'after': after}))"
+    )
+    before, after = result["before"], result["after"]
+    assert isinstance(before, list) and isinstance(after, list)
+    assert not [m for m in before if m.startswith(("billkit.providers", "billkit.testing", "tenacity", "trio"))]
+    assert "billkit.providers.accepteasy.client" in after
+    assert not [m for m in after if m.endswith(".sandbox") or m.startswith("billkit.testing")], after
