@@ -1,7 +1,7 @@
 """Polling cost and latency of the operations layer: 10,000 operations whose jobs finish uniformly in 1-60 s.
 
-Runs the real Scheduler on virtual time with a status read that answers from a table (so the figures are
-the scheduler's own), under three policies in the same run: billkit's default (backoff with jitter),
+Runs the real poller (an AsyncClient's) on virtual time with a status read that answers from a table (so the
+figures are the scheduler's own), under three policies in the same run: billkit's default (backoff with jitter),
 a fixed 30 s interval and a fixed 1 s interval. Prints, per policy: reads per operation, median and p95
 overshoot (time from the job finishing to the future resolving), peak tasks and tracemalloc bytes per
 pending operation; then the ratios the issue sets targets for:
@@ -24,10 +24,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import httpx
 
-from billkit import Bill, BillStatus, PollPolicy
+from billkit import Bill, BillStatus, PollPolicy, RetryPolicy
 from billkit.clock import VirtualClock
-from billkit.operations import Operation, PollResult, Scheduler, gather
+from billkit.flows import AsyncIO, Flow
+from billkit.operations import AsyncPoller, Operation, PollResult, gather
 
 
 async def run(policy: PollPolicy, n: int, seed: int = 1) -> dict[str, float]:
@@ -36,15 +38,17 @@ async def run(policy: PollPolicy, n: int, seed: int = 1) -> dict[str, float]:
     finish = {f"op{i}": rng.uniform(1, 60) for i in range(n)}
     peak_tasks = 0
 
-    async def poll(kind: str, state: Mapping[str, Any]) -> PollResult:
+    def poll(kind: str, state: Mapping[str, Any]) -> Flow[PollResult]:
         nonlocal peak_tasks
         peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
         op_id = str(state["id"])
         if clock.now() >= finish[op_id]:
             return PollResult(status=BillStatus.OPEN, done=True, value=Bill(provider_id=op_id))
         return PollResult(status=BillStatus.PENDING)
+        yield  # a flow that needs no effect: the status comes from the table
 
-    scheduler = Scheduler(provider="bench", poll=poll, clock=clock, policy=policy, rng=random.Random(seed))
+    io = AsyncIO(httpx.AsyncClient(), clock, RetryPolicy())
+    scheduler = AsyncPoller(provider="bench", poll=poll, clock=clock, policy=policy, io=io, rng=random.Random(seed))
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     ops: list[Operation[Bill]] = []
