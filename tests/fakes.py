@@ -15,6 +15,7 @@ from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
 from billkit.money import Money
 from billkit.operations import PollResult, Started
 from billkit.sandboxing import Faults, Sandbox, json_response
+from billkit.tokens import TokenState
 from billkit.transport import Request, Response, default_error
 
 
@@ -58,8 +59,13 @@ class FakeSandbox(Sandbox):
         return json_response(404, {"code": "no_route", "message": path})
 
 
+class JobState(TokenState):
+    id: str
+
+
 class FakeAdapter(Adapter):
     name = "fake"
+    token_states = {"job": JobState}
     credentials = (Credential("token", "FAKE_TOKEN"),)
     default_base_url = "https://fake.test/api"
     request_id_header = "x-request-id"

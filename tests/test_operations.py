@@ -235,10 +235,14 @@ async def test_webhook_event_finishes_the_future_without_another_read(client: As
     assert len(reads(client)) == count
 
 
-async def test_token_is_versioned_base64url_json_without_secrets(client: AsyncClient) -> None:
+async def test_token_is_versioned_deflated_json_without_secrets(client: AsyncClient) -> None:
+    import zlib
+
     op = await client.submit(job())
-    raw = json.loads(base64.urlsafe_b64decode(op.token + "=" * (-len(op.token) % 4)))
-    assert raw == {"v": 1, "provider": "fake", "kind": "job", "id": op.id, "state": {"id": op.id}}
+    assert op.token.startswith("bk2.")
+    packed = base64.urlsafe_b64decode(op.token[4:] + "=" * (-len(op.token[4:]) % 4))
+    raw = json.loads(zlib.decompress(packed, -15))
+    assert raw == {"v": 2, "provider": "fake", "kind": "job", "id": op.id, "state": {"id": op.id}}
     assert "fake-secret-token" not in op.token and "fake-secret-token" not in repr(op) + repr(client)
 
 

@@ -51,8 +51,8 @@ from billkit.operations import (
     Started,
     ThreadPoller,
     _Core,
-    decode_token,
 )
+from billkit.tokens import TokenKey, TokenState, check_state, decode_token, token_key
 from billkit.transport import DEFAULT_MAX_RESPONSE_BYTES, Response, RetryPolicy, Timeouts, Transport
 
 if TYPE_CHECKING:
@@ -173,6 +173,8 @@ class Adapter(ABC):
     request_id_header: ClassVar[str | None] = None
     max_in_flight: ClassVar[int | None] = None
     capabilities: ClassVar[Capabilities]
+    #: the token state of each kind of operation this adapter starts, checked when a token is resumed
+    token_states: ClassVar[Mapping[str, type[TokenState]]] = {}
 
     def __init__(self, ctx: AdapterContext) -> None:
         self.ctx = ctx
@@ -255,6 +257,36 @@ def adapter_class(provider: str) -> type[Adapter]:
     return cls
 
 
+class _WatchState(TokenState):
+    id: str
+    until: list[BillStatus]
+
+    model_config = TokenState.model_config | {"strict": False}  # statuses are their string values in JSON
+
+
+class _CompositeState(TokenState):
+    """A composite bulk (v2 tokens): the children's common kind, ids in order, the states and kinds that differ."""
+
+    kind: str
+    ids: list[str | None]
+    states: dict[str, dict[str, Any]]
+    kinds: dict[str, str]
+    errors: dict[str, str]
+
+
+class _LegacyItem(TokenState):
+    kind: str | None = None
+    id: str | None = None
+    state: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class _LegacyComposite(TokenState):
+    """A composite bulk as billkit 0.1 wrote it (v1 tokens)."""
+
+    items: list[_LegacyItem]
+
+
 def _watch(adapter: Adapter, provider: str, state: Mapping[str, Any]) -> Flow[PollResult]:
     """The status read of a ``wait_for`` operation: the bill, against the statuses awaited."""
     bill = yield from adapter.get(str(state["id"]))
@@ -306,9 +338,11 @@ class _Base:
         sandbox: bool | Sandbox | None,
         clock: Clock | None,
         max_response_bytes: int,
+        token_key: str | bytes | TokenKey | None,
         credentials: Mapping[str, str | None],
     ) -> None:
         cls = adapter_class(provider)
+        self._token_key = _token_key(token_key)
         self._adapter_cls = cls
         self.provider = cls.name
         box: Sandbox | None = None
@@ -417,25 +451,57 @@ class _Base:
         return core
 
     def _resume_core(self, token: str, deadline: float | None) -> _Core:
-        body = decode_token(token, provider=self.provider)
-        kind, state = body["kind"], body["state"]
+        """Check a token whole (envelope, signature, every state against its kind's schema), then rebuild."""
+        body = decode_token(token, provider=self.provider, key=self._token_key)
+        kind, state, op_id = body["kind"], body["state"], body["id"]
         if kind != "composite":
-            core = self._scheduler.new_core(kind, body["id"], state, deadline)
+            check_state(self._token_states, kind, state)
+            core = self._scheduler.new_core(kind, op_id, state, deadline)
             self._scheduler.start(core)
             return core
-        items = state.get("items")
-        if not isinstance(items, list):
-            raise TokenError("composite token without items")
-        children: list[_Core | BillkitError] = []
-        for item in items:
-            if "error" in item:
-                err = item["error"]
-                children.append(OperationFailed(str(err.get("message")), provider=self.provider))
-            else:
-                child = self._scheduler.new_core(item["kind"], item["id"], item["state"], deadline)
-                self._scheduler.start(child)
-                children.append(child)
-        return self._scheduler.composite(body["id"], children, deadline)
+        children = [self._child(*item, deadline) for item in self._composite_items(state)]
+        return self._scheduler.composite(op_id, children, deadline)
+
+    @property
+    def _token_states(self) -> Mapping[str, type[TokenState]]:
+        return {"watch": _WatchState, **self._adapter_cls.token_states}
+
+    def _composite_items(self, state: Mapping[str, Any]) -> list[tuple[str | None, str | None, Any, str | None]]:
+        """``(kind, id, state, error)`` per child of a composite token, each child's state checked."""
+        items: list[tuple[str | None, str | None, Any, str | None]] = []
+        if "items" in state:  # v1
+            check_state({"composite": _LegacyComposite}, "composite", state)
+            for item in state["items"]:
+                if item.get("error") is not None:
+                    items.append((None, None, None, str(item["error"].get("message"))))
+                elif item.get("kind") is None or item.get("id") is None or item.get("state") is None:
+                    raise TokenError("resume token state of kind 'composite' has an item without kind, id or state")
+                else:
+                    items.append((item["kind"], item["id"], item["state"], None))
+        else:
+            check_state({"composite": _CompositeState}, "composite", state)
+            for index, child_id in enumerate(state["ids"]):
+                key = str(index)
+                if child_id is None:
+                    items.append((None, None, None, state["errors"].get(key, "not submitted")))
+                else:
+                    kind = state["kinds"].get(key, state["kind"])
+                    items.append((kind, child_id, state["states"].get(key, {"id": child_id}), None))
+        for kind, _, child_state, error in items:
+            if error is None:
+                assert kind is not None
+                if kind == "composite":
+                    raise TokenError("resume token state of kind 'composite' nests a composite")
+                check_state(self._token_states, kind, child_state)
+        return items
+
+    def _child(self, kind: str | None, child_id: str | None, state: Any, error: str | None,
+               deadline: float | None) -> _Core | BillkitError:  # fmt: skip
+        if error is not None or kind is None or child_id is None:
+            return OperationFailed(str(error), provider=self.provider)
+        child = self._scheduler.new_core(kind, child_id, state, deadline)
+        self._scheduler.start(child)
+        return child
 
     # -- webhooks ----------------------------------------------------------------------------------------
     def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> Any:
@@ -462,7 +528,16 @@ class _Base:
         twin._transport = self._transport
         twin._ctx = self._ctx
         twin._adapter = self._adapter
+        twin._token_key = self._token_key
         twin._closed = False
+
+
+def _token_key(given: str | bytes | TokenKey | None) -> TokenKey | None:
+    """The key that signs this client's tokens: the argument, else ``BILLKIT_TOKEN_KEY``, else none."""
+    try:
+        return token_key(given if given is not None else os.environ.get("BILLKIT_TOKEN_KEY") or None)
+    except TokenError as exc:
+        raise ConfigurationError(f"token_key (or BILLKIT_TOKEN_KEY): {exc.message}") from None
 
 
 def _replace_budget(policy: RetryPolicy, budget: float) -> RetryPolicy:
@@ -514,6 +589,7 @@ class AsyncClient(_Base):
         sandbox: bool | Sandbox | None = None,
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        token_key: str | bytes | TokenKey | None = None,
         **credentials: str | None,
     ) -> None:
         self._configure(
@@ -526,6 +602,7 @@ class AsyncClient(_Base):
             sandbox=sandbox,
             clock=clock,
             max_response_bytes=max_response_bytes,
+            token_key=token_key,
             credentials=credentials,
         )
         self._owns_http = http_client is None or isinstance(http_client, httpx.Client)
@@ -551,6 +628,7 @@ class AsyncClient(_Base):
             clock=self.clock,
             policy=policy,
             io=self._io.with_retry(policy.read_retry),
+            token_key=self._token_key,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -698,6 +776,7 @@ class Client(_Base):
         sandbox: bool | Sandbox | None = None,
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        token_key: str | bytes | TokenKey | None = None,
         **credentials: str | None,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.Client):
@@ -714,6 +793,7 @@ class Client(_Base):
             sandbox=sandbox,
             clock=clock,
             max_response_bytes=max_response_bytes,
+            token_key=token_key,
             credentials=credentials,
         )
         self._owns_http = http_client is None
@@ -743,6 +823,7 @@ class Client(_Base):
             clock=self.clock,
             policy=policy,
             io=self._io.with_retry(policy.read_retry),
+            token_key=self._token_key,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------

@@ -19,19 +19,16 @@ The design (design.md section 3, "waiting is not polling"):
   exception that is not billkit's ends it with :class:`OperationFailed` (the exception as ``cause``).
 * A bulk made of single operations (Facturapi) is a composite core: each child's end is counted (O(1)), the
   :class:`BulkResult` is built once at the end, and cancelling it cancels every child without recursion.
-* Tokens are ``base64url(JSON)`` with a version, the provider, the kind and the adapter's state; they are built
-  when read, never on the hot path. The adapter puts ids in the state, never credentials.
+* Tokens (:mod:`billkit.tokens`) hold the provider, the kind and the adapter's state, versioned and optionally
+  signed; they are built when read, never on the hot path. The adapter puts ids in the state, never credentials.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import enum
 import heapq
 import itertools
-import json
 import logging
 import random
 import threading
@@ -50,10 +47,10 @@ from billkit.errors import (
     OperationFailed,
     OperationTimeout,
     RateLimitError,
-    TokenError,
 )
 from billkit.flows import AsyncIO, Flow, SyncIO, on_fork
 from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
+from billkit.tokens import TokenKey, decode_token, encode_token
 from billkit.transport import RetryPolicy, is_transient
 
 if TYPE_CHECKING:
@@ -78,7 +75,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-TOKEN_VERSION = 1
 DEFAULT_DEADLINE = 65 * 60.0
 logger = logging.getLogger("billkit")
 
@@ -284,45 +280,34 @@ class _Core:
         return self.state is not OperationState.RUNNING
 
     def token(self) -> str:
-        return encode_token(self.provider, self.kind, self.id, self._token_body())
+        return encode_token(self.provider, self.kind, self.id, self._token_body(), self.scheduler.token_key)
 
     def _token_body(self) -> dict[str, Any]:
         if self.children is None:
             return self.token_state
-        items: list[dict[str, Any]] = []
-        for child in self.children:
-            if isinstance(child, _Core):
-                items.append({"kind": child.kind, "id": child.id, "state": child._token_body()})
-            else:
-                items.append({"error": {"type": type(child).__name__, "message": str(child)}})
-        return {"items": items}
+        return composite_state(self.children)
 
 
-def encode_token(provider: str, kind: str, id: str, state: Mapping[str, Any]) -> str:
-    body = {"v": TOKEN_VERSION, "provider": provider, "kind": kind, "id": id, "state": state}
-    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_token(token: str, *, provider: str | None = None) -> dict[str, Any]:
-    """Decode and check a resume token. Raises :class:`TokenError` with the reason."""
-    if not isinstance(token, str) or not token:
-        raise TokenError("a resume token must be a non-empty string")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        body = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise TokenError("not a billkit resume token (it does not decode)") from None
-    if not isinstance(body, dict) or "v" not in body:
-        raise TokenError("not a billkit resume token (no version)")
-    if body["v"] != TOKEN_VERSION:
-        raise TokenError(f"resume token version {body['v']!r} is not supported by this billkit (knows {TOKEN_VERSION})")
-    for key, kind in (("provider", str), ("kind", str), ("id", str), ("state", dict)):
-        if not isinstance(body.get(key), kind):
-            raise TokenError(f"resume token has no valid {key!r}")
-    if provider is not None and body["provider"] != provider:
-        raise TokenError(f"this token belongs to {body['provider']!r}, not to this {provider!r} client")
-    return body
+def composite_state(children: Sequence[_Core | BillkitError]) -> dict[str, Any]:
+    """A composite's token state, columnar: the children's common kind once, their ids in order, and only the
+    states that are not just ``{"id": id}`` (a few bytes per item once deflated)."""
+    cores = [c for c in children if isinstance(c, _Core)]
+    common = cores[0].kind if cores and all(c.kind == cores[0].kind for c in cores) else ""
+    ids: list[str | None] = []
+    states: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for index, child in enumerate(children):
+        if not isinstance(child, _Core):
+            ids.append(None)
+            errors[str(index)] = str(child)
+            continue
+        ids.append(child.id)
+        if child.token_state != {"id": child.id}:
+            states[str(index)] = child.token_state
+        if child.kind != common:
+            kinds[str(index)] = child.kind
+    return {"kind": common, "ids": ids, "states": states, "kinds": kinds, "errors": errors}
 
 
 PollFlow = Callable[[str, Mapping[str, Any]], Flow[PollResult]]
@@ -337,9 +322,17 @@ class Scheduler:
     """
 
     def __init__(
-        self, *, provider: str, poll: PollFlow, clock: Clock, policy: PollPolicy, rng: random.Random | None = None
+        self,
+        *,
+        provider: str,
+        poll: PollFlow,
+        clock: Clock,
+        policy: PollPolicy,
+        rng: random.Random | None = None,
+        token_key: TokenKey | None = None,
     ) -> None:
         self.provider = provider
+        self.token_key = token_key
         self._poll = poll
         self.clock = clock
         self.policy = policy
@@ -625,8 +618,9 @@ class AsyncPoller(Scheduler):
         policy: PollPolicy,
         io: AsyncIO,
         rng: random.Random | None = None,
+        token_key: TokenKey | None = None,
     ) -> None:
-        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng)
+        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng, token_key=token_key)
         self._io = io
         self._running = False
         self._kick: anyio.Event | None = None
@@ -776,8 +770,9 @@ class ThreadPoller(Scheduler):
         policy: PollPolicy,
         io: SyncIO,
         rng: random.Random | None = None,
+        token_key: TokenKey | None = None,
     ) -> None:
-        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng)
+        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng, token_key=token_key)
         self._io = io
         self._cond = threading.Condition(threading.RLock())
         self._guard = self._cond

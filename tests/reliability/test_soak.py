@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import os
 from collections import Counter
@@ -43,6 +44,7 @@ from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 from billkit.providers.billcom.sandbox import VENDOR_ACME, VENDOR_GLOBEX, BillcomSandbox
 from billkit.providers.facturapi.sandbox import FacturapiSandbox
 from billkit.sandboxing import Faults, Sandbox
+from billkit.tokens import decode_token
 
 pytestmark = [pytest.mark.soak, pytest.mark.anyio]
 FULL = os.environ.get("BILLKIT_SOAK") == "full"
@@ -259,9 +261,8 @@ def haystack(client: billkit.AsyncClient, things: list[Any]) -> str:
     parts.extend(repr(r) for r in client.sandbox.requests)
     for thing in things:
         parts.append(repr(thing))
-        if isinstance(thing, str):  # a token
-            padded = thing + "=" * (-len(thing) % 4)
-            parts.append(base64.urlsafe_b64decode(padded).decode())
+        if isinstance(thing, str):  # a token: searched decoded too
+            parts.append(json.dumps(decode_token(thing)))
         if isinstance(thing, ItemResult):
             parts.extend([repr(thing.error), str(thing.error), repr(thing.bill)])
         if isinstance(thing, BillkitError):

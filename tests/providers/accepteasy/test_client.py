@@ -271,3 +271,19 @@ def test_sandbox_faults_are_injectable() -> None:
     with client, pytest.raises(billkit.errors.ServerError):
         client.get("x")
     assert box.faults.injected == {"server_error": 1}
+
+
+async def test_a_bulk_of_10000_has_a_small_token_that_resumes_every_item(box: AcceptEasySandbox) -> None:
+    bills = [bill(f"TK-{i:05d}") for i in range(10_000)]
+    bills[7] = bills[7].model_copy(update={"provider_options": {"SRRID": "my-own-srrid-7"}})
+    async with billkit.AsyncClient("accepteasy", sandbox=box) as first:
+        bulk = await first.submit_many(bills)
+        token = bulk.token
+    assert len(token) <= 16 * 10_000 + 256, len(token)
+    async with billkit.AsyncClient("accepteasy", sandbox=box) as second:
+        again = await second.resume(token)
+        result = await again
+    assert [i.index for i in result] == list(range(10_000)) and len(result.succeeded) == 10_000
+    assert [i.reference for i in result][:3] == ["TK-00000", "TK-00001", "TK-00002"]
+    assert result[7].bill is not None and result[7].bill.raw is not None
+    assert result[7].bill.raw.get("SRRID") == "my-own-srrid-7"

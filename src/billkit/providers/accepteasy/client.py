@@ -32,10 +32,13 @@ its operation with the message it carries.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
+
+import pydantic
 
 from billkit.client import Adapter, Capabilities, Credential, Secret
 from billkit.clock import Clock
@@ -53,12 +56,15 @@ from billkit.operations import PollResult, Started
 from billkit.providers.accepteasy.mapping import (
     PROVIDER,
     build_request,
+    bulk_srrid,
     creation_status,
     error_from_response,
     how_to_check,
     is_duplicate_srrid,
     match_bulk,
+    new_bulk_seed,
     new_srrid,
+    ref_key,
     to_bill,
 )
 from billkit.providers.accepteasy.webhooks import (
@@ -84,6 +90,7 @@ from billkit.providers.accepteasy.wire import (
     PaymentSearchResponse,
     format_datetime,
 )
+from billkit.tokens import TokenState
 from billkit.transport import Request, Response, read_model
 
 if TYPE_CHECKING:
@@ -97,6 +104,53 @@ def _plain(value: Secret | str | None) -> str:
     if value is None:
         return ""
     return value.get_secret_value() if isinstance(value, Secret) else value
+
+
+# -- what a resume token holds, per kind of operation ------------------------------------------------------
+
+
+class CreateState(TokenState):
+    atid: str
+    srrid: str | None = None
+    ref: str | None = None
+    cents: int | None = None
+    kind: str | None = None  # written by billkit 0.1
+
+
+class SrridState(TokenState):
+    srrid: str
+    ref: str
+    cents: int | None = None
+    atid: str | None = None
+    kind: str | None = None  # written by billkit 0.1
+
+
+class BulkState(TokenState):
+    """A bulk: its id, the seed its SRRIDs derive from, the SRRIDs callers chose (by index) and 8 bytes per bill
+    standing for its PaymentReference. billkit 0.1 tokens listed every SRRID and reference instead."""
+
+    bulk_id: str
+    seed: str | None = None
+    count: int | None = None
+    srrids: dict[str, str] | list[str | None] = {}
+    ref_keys: str | None = None
+    refs: list[str | None] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one_form(self) -> BulkState:
+        if isinstance(self.srrids, list):
+            if self.refs is not None and len(self.refs) != len(self.srrids):
+                raise ValueError("srrids and refs differ in length")
+            return self
+        if self.seed is None or self.count is None or self.ref_keys is None or self.count < 1:
+            raise ValueError("a bulk needs seed, count and ref_keys")
+        try:
+            packed = base64.urlsafe_b64decode(self.ref_keys)
+        except (binascii.Error, ValueError):
+            raise ValueError("ref_keys is not base64") from None
+        if len(packed) != 8 * self.count or any(not k.isdigit() or int(k) >= self.count for k in self.srrids):
+            raise ValueError("ref_keys or srrids do not fit count")
+        return self
 
 
 class AcceptEasyAdapter(Adapter):
@@ -126,6 +180,7 @@ class AcceptEasyAdapter(Adapter):
     )
     #: sends of one logical create at most (each one after an SRRID lookup found nothing)
     max_create_attempts = 3
+    token_states = {"create": CreateState, "srrid": SrridState, "bulk": BulkState}
 
     # -- configuration -----------------------------------------------------------------------------------
     @classmethod
@@ -150,9 +205,9 @@ class AcceptEasyAdapter(Adapter):
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.ctx.clock.wall(), tz=dt.timezone.utc)
 
-    def prepare(self, bill: Bill, *, prefix: str = "") -> BillRequest:
+    def prepare(self, bill: Bill, *, prefix: str = "", srrid: str | None = None) -> BillRequest:
         """The request body for ``bill`` (validated; an SRRID made unless the caller gave one). Sends nothing."""
-        return build_request(bill, now=self._now(), srrid=new_srrid(), prefix=prefix)
+        return build_request(bill, now=self._now(), srrid=srrid or new_srrid(), prefix=prefix)
 
     def _find(self, req: BillRequest) -> Flow[dict[str, Any] | None]:
         """The existing bill with ``req``'s SRRID and PaymentReference (a safe search), or None."""
@@ -215,7 +270,7 @@ class AcceptEasyAdapter(Adapter):
             if not is_duplicate_srrid(refused.message):
                 raise
             # the SRRID is taken by a bill not yet searchable (still processing): wait for it to appear
-            return Started("srrid", req.SRRID or "", {"kind": "srrid", **state})
+            return Started("srrid", req.SRRID or "", state)
         if existing is not None:
             found = to_bill(existing)
             first = PollResult(status=found.status, provider_status=found.provider_status, done=True, value=found)
@@ -226,11 +281,14 @@ class AcceptEasyAdapter(Adapter):
         return Started("create", atid, {"atid": atid, **state})
 
     def submit_many(self, bills: Sequence[Bill]) -> Flow[Started]:
+        """One ``POST /v2/Bill/bulk``. Every bill gets the SRRID ``bk-<seed>-<index>`` unless it brings its own, so
+        the bulk's token holds one seed, and per bill only an 8-byte key of its PaymentReference."""
         problems: list[Problem] = []
         reqs: list[BillRequest] = []
+        seed = new_bulk_seed()
         for i, bill in enumerate(bills):
             try:
-                reqs.append(self.prepare(bill, prefix=f"[{i}]."))
+                reqs.append(self.prepare(bill, prefix=f"[{i}].", srrid=bulk_srrid(seed, i)))
             except ValidationError as exc:
                 problems.extend(exc.problems)
         seen: dict[str, int] = {}
@@ -251,7 +309,10 @@ class AcceptEasyAdapter(Adapter):
         request = Request("POST", "/v2/Bill/bulk", json=body, how_to_check=check, reference=srrids[0])
         response = yield from self.ctx.transport.send(request)
         bulk_id = response.parse(BulkAccepted).BulkId
-        return Started("bulk", bulk_id, {"bulk_id": bulk_id, "srrids": srrids, "refs": refs}, total=len(reqs))
+        own = {str(i): s for i, s in enumerate(srrids) if s != bulk_srrid(seed, i) and s is not None}
+        keys = base64.urlsafe_b64encode(b"".join(ref_key(r) for r in refs)).decode()
+        state = {"bulk_id": bulk_id, "seed": seed, "count": len(reqs), "srrids": own, "ref_keys": keys}
+        return Started("bulk", bulk_id, state, total=len(reqs))
 
     def get(self, provider_id: str) -> Flow[Bill]:
         response = yield from self.ctx.transport.send(Request("GET", "/v2/Bill/{}", ids=(provider_id,)))
@@ -277,7 +338,7 @@ class AcceptEasyAdapter(Adapter):
         if common is BillStatus.FAILED:
             message = (status.ERROR.Message if status.ERROR else None) or "creation failed"
             if is_duplicate_srrid(message) and state.get("srrid"):
-                return (yield from self._poll_srrid({**state, "kind": "srrid"}))
+                return (yield from self._poll_srrid(state))
             error = OperationFailed(
                 message,
                 provider=PROVIDER,
@@ -301,14 +362,13 @@ class AcceptEasyAdapter(Adapter):
         bulk_id = str(state["bulk_id"])
         response = yield from self.ctx.transport.send(Request("GET", "/v2/Bill/bulk/{}/status", ids=(bulk_id,)))
         status = response.parse(BulkStatus)
-        srrids: list[str | None] = list(state.get("srrids") or [])
-        refs: list[str | None] = list(state.get("refs") or [])
+        srrids, refs = _bulk_inputs(state)
         total = len(srrids)
         if status.STATUS == "CreationFailed":
             message = (status.ERROR.Message if status.ERROR else None) or "the bulk failed as a whole"
             code = status.ERROR.code if status.ERROR else None
             items = tuple(
-                ItemResult(index=i, status=ItemStatus.FAILED, reference=refs[i] if i < len(refs) else None,
+                ItemResult(index=i, status=ItemStatus.FAILED,
                            error=OperationFailed(message, provider=PROVIDER, status=BillStatus.FAILED.value,
                                                  provider_status="CreationFailed", code=code, operation_id=bulk_id))
                 for i in range(total)
@@ -329,14 +389,14 @@ class AcceptEasyAdapter(Adapter):
                           partial=result, retry_after=response.retry_after)  # fmt: skip
 
     def _bulk_result(
-        self, bulk_id: str, entries: Sequence[BulkBillStatus], srrids: list[str | None], refs: list[str | None],
+        self, bulk_id: str, entries: Sequence[BulkBillStatus], srrids: list[str | None], refs: list[bytes],
         *, final: bool,
     ) -> BulkResult:  # fmt: skip
-        matched, ambiguous = match_bulk(entries, srrids, refs)
+        matched, ambiguous = match_bulk(entries, srrids, refs, ref_key)
         items: list[ItemResult] = []
         for i in range(len(srrids)):
-            ref = refs[i] if i < len(refs) else None
             entry = matched.get(i)
+            ref = entry.PaymentReference if entry is not None else None
             if entry is not None and creation_status(entry.STATUS) is BillStatus.OPEN:
                 bill = Bill(reference=entry.PaymentReference, provider=PROVIDER, provider_id=entry.ATID,
                             status=BillStatus.OPEN, provider_status=entry.STATUS,
@@ -352,6 +412,7 @@ class AcceptEasyAdapter(Adapter):
                 items.append(ItemResult(index=i, status=ItemStatus.FAILED, error=error, reference=ref))
             elif final:
                 group = ambiguous.get(i)
+                ref = group[0].PaymentReference if group else None
                 detail = (
                     "the bulk status has several entries for this PaymentReference with different outcomes: "
                     + "; ".join(sorted({f"{e.STATUS} {e.ERROR.Message if e.ERROR else ''}".strip() for e in group}))
@@ -386,6 +447,19 @@ class AcceptEasyAdapter(Adapter):
                                             error=error))]  # fmt: skip
         # the body is a hint: the operation re-reads at once (the vendor's advice)
         return [(event.ATID, PollResult(provider_status=event.STATUS, retry_after=0.0))]
+
+
+def _bulk_inputs(state: Mapping[str, Any]) -> tuple[list[str | None], list[bytes]]:
+    """A bulk's SRRIDs and PaymentReference keys, in input order, from its token state (either form)."""
+    if isinstance(state.get("srrids"), list):  # a billkit 0.1 token: every SRRID and reference stored
+        legacy_refs = list(state.get("refs") or [])
+        srrids = list(state["srrids"])
+        return srrids, [ref_key(legacy_refs[i] if i < len(legacy_refs) else None) for i in range(len(srrids))]
+    seed, count, own = str(state["seed"]), int(state["count"]), state.get("srrids") or {}
+    packed = base64.urlsafe_b64decode(str(state["ref_keys"]))
+    return [own.get(str(i)) or bulk_srrid(seed, i) for i in range(count)], [
+        packed[8 * i : 8 * i + 8] for i in range(count)
+    ]
 
 
 # -- searches, shared by the adapter's look-ups and the native client ----------------------------------------------

@@ -26,8 +26,9 @@ Line items, issue dates, tax ids and party names have no AcceptEasy field; pass 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -135,7 +136,29 @@ def new_srrid() -> str:
     return "bk-" + uuid.uuid4().hex
 
 
+def new_bulk_seed() -> str:
+    """The random part the SRRIDs of one bulk share (80 bits: two bulks never share it)."""
+    return uuid.uuid4().hex[:20]
+
+
+def bulk_srrid(seed: str, index: int) -> str:
+    """The SRRID billkit gives input ``index`` of the bulk with ``seed``: ``bk-<seed>-<index in hex>`` (at most 32
+    characters for a million bills, within the 36 allowed). Derived, so a bulk's token need not store it."""
+    return f"bk-{seed}-{index:x}"
+
+
+def ref_key(payment_reference: str | None) -> bytes:
+    """8 bytes standing for a PaymentReference in a bulk's token (a BLAKE2b digest: two different references
+    give the same key with odds of 1 in 2^64), so the token need not store the references themselves."""
+    return hashlib.blake2b((payment_reference or "").encode(), digest_size=8).digest()
+
+
 def how_to_check(payment_reference: str | None, srrid: str | None) -> str:
+    if payment_reference is None:
+        return (
+            f"Search the bill with SRRID {srrid} among those with its PaymentReference (client.native.find_by_srrid"
+            "(payment_reference, srrid)); resend with the same SRRID only if it is absent."
+        )
     return (
         f"Search the bill with GET /v2/Search/Bill?paymentReference={payment_reference} and look for "
         f"SRRID {srrid} (client.native.find_by_srrid(...)); resend with the same SRRID only if it is absent."
@@ -368,7 +391,10 @@ def is_duplicate_srrid(message: str | None) -> bool:
 
 
 def match_bulk(
-    entries: Sequence[BulkBillStatus], srrids: Sequence[str | None], refs: Sequence[str | None]
+    entries: Sequence[BulkBillStatus],
+    srrids: Sequence[str | None],
+    refs: Sequence[Any],
+    ref_of: Callable[[str | None], Any] = lambda ref: ref,
 ) -> tuple[dict[int, BulkBillStatus], dict[int, list[BulkBillStatus]]]:
     """Attribute bulk-status entries to inputs: ``(matched, ambiguous)`` by input index. Never by guess:
 
@@ -381,11 +407,13 @@ def match_bulk(
        outcome does not depend on which is which.
 
     Inputs whose candidates disagree are returned in ``ambiguous`` with those candidates; inputs with no entry
-    at all are in neither.
+    at all are in neither. ``refs`` are the inputs' references as ``ref_of`` gives them for an entry's
+    PaymentReference (the references themselves, or their :func:`ref_key`).
     """
     matched: dict[int, BulkBillStatus] = {}
     aligned = len(entries) == len(refs) and all(
-        e.PaymentReference == refs[i] and (e.SRRID is None or srrids[i] == e.SRRID) for i, e in enumerate(entries)
+        ref_of(e.PaymentReference) == refs[i] and (e.SRRID is None or srrids[i] == e.SRRID)
+        for i, e in enumerate(entries)
     )
     if aligned:
         return dict(enumerate(entries)), {}
@@ -398,9 +426,9 @@ def match_bulk(
         else:
             rest.append((pos, entry))
     later = [entry for _, entry in rest]
-    groups: dict[str | None, list[BulkBillStatus]] = {}
+    groups: dict[Any, list[BulkBillStatus]] = {}
     for entry in later:
-        groups.setdefault(entry.PaymentReference, []).append(entry)
+        groups.setdefault(ref_of(entry.PaymentReference), []).append(entry)
     ambiguous: dict[int, list[BulkBillStatus]] = {}
     for ref, group in groups.items():
         inputs = [i for i, r in enumerate(refs) if r == ref and i not in matched]

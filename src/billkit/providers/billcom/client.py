@@ -97,6 +97,7 @@ from billkit.providers.billcom.wire import (
     VendorList,
     VendorResponse,
 )
+from billkit.tokens import TokenState
 from billkit.transport import Request, Response, dumps, read_model
 
 if TYPE_CHECKING:
@@ -113,11 +114,25 @@ RECONCILE_SKEW = 300.0
 _Item = tuple[int, BillCreate, "str | None"]
 
 
+class BillState(TokenState):
+    id: str
+
+
+class BulkState(TokenState):
+    """A bulk (done when it starts): the operation id, the bill id of each input (None where it failed) and the
+    failures' messages by index."""
+
+    id: str
+    ids: list[str | None]
+    errors: dict[str, str] = {}
+
+
 class BillcomAdapter(Adapter):
     """BILL (bill.com) v3: payable bills. See the module docstring for the session and bulk rules."""
 
     name = "billcom"
     max_in_flight = 3
+    token_states = {"bill": BillState, "bulk": BulkState}
     credentials = (
         Credential("username", "BILL_USERNAME", secret=False),
         Credential("password", "BILL_PASSWORD"),

@@ -419,12 +419,11 @@ def error_from_entries(entries: Sequence[ErrorEntry], *, status_code: int, raw: 
     else:
         cls = _BY_STATUS.get(status_code, BillcomAPIError)
     kwargs: dict[str, Any] = {"provider": PROVIDER, "status_code": status_code, "code": code,
-                              "request_id": request_id, "raw": raw}  # fmt: skip
+                              "request_id": request_id, "raw": raw, "retryable": retryable}  # fmt: skip
     message = _message(entries, status_code)
     err = cls(message, retry_after=None, **kwargs) if issubclass(cls, RateLimitError) else cls(message, **kwargs)
     assert isinstance(err, BillcomError)
     err.entries = tuple(entries)
-    err.retryable = retryable
     return err
 
 

@@ -65,6 +65,7 @@ from billkit.providers.facturapi.wire import (
     InvoiceRequest,
     SearchResult,
 )
+from billkit.tokens import TokenState
 from billkit.transport import Request, Response
 
 if TYPE_CHECKING:
@@ -77,6 +78,13 @@ __all__ = ["FacturapiAdapter", "FacturapiNative"]
 MEXICO_CITY = dt.timezone(dt.timedelta(hours=-6), "America/Mexico_City")
 CANCEL_MOTIVES = ("01", "02", "03", "04")
 DOWNLOAD_FORMATS = ("pdf", "xml", "zip")
+
+
+class InvoiceState(TokenState):
+    """An invoice being stamped: its id (``key``, its idempotency key, was written by billkit 0.1)."""
+
+    id: str
+    key: str | None = None
 
 
 class FacturapiAdapter(Adapter):
@@ -107,6 +115,7 @@ class FacturapiAdapter(Adapter):
     )
     #: async creates of one submit_many in flight at once (Facturapi advises queueing creation)
     submit_concurrency = 8
+    token_states = {"invoice": InvoiceState}
 
     # -- configuration -----------------------------------------------------------------------------------
     @classmethod
@@ -212,7 +221,7 @@ class FacturapiAdapter(Adapter):
         if not bill.provider_id:
             raise APIError("Facturapi answered a create without an invoice id", provider=PROVIDER,
                            status_code=response.status_code if response else None, raw=body)  # fmt: skip
-        state = {"id": bill.provider_id, "key": req.idempotency_key}
+        state = {"id": bill.provider_id}  # the key is not needed to follow it; a bulk's token stays small
         first_answer = self._result(bill) or PollResult(status=bill.status, provider_status=bill.provider_status)
         return Started("invoice", bill.provider_id, state, first=first_answer)
 
