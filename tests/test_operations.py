@@ -456,3 +456,23 @@ async def test_ten_thousand_children_bulk_cancels_without_recursion_and_accounts
     assert all(isinstance(i.error, OperationCancelled) for i in partial)
     assert bulk.progress == (10_000, 10_000) and client.scheduler.pending_count == 0
     assert reads(client) == []
+
+
+async def test_a_huge_retry_after_on_a_status_answer_is_capped_by_the_poll_policy() -> None:
+    clock = VirtualClock()
+    sandbox = FakeSandbox(clock)
+    sandbox.retry_after = 86400  # "come back tomorrow" on every pending answer
+    policy = PollPolicy(first_delay=2, jitter=0, max_hint=300)
+    async with AsyncClient("fake", sandbox=sandbox, poll=policy) as client:
+        bill = await (await client.submit(job("h", duration=700)))
+        times = reads(client)
+    assert bill.status is BillStatus.OPEN and times == [2, 302, 602, 902]
+
+
+async def test_a_huge_retry_after_on_a_refused_status_read_is_capped_too() -> None:
+    clock = VirtualClock()
+    faults = Faults(retry_after=86400).once(Fault.RATE_LIMIT, match="GET")
+    policy = PollPolicy(first_delay=2, jitter=0, max_hint=300)
+    async with AsyncClient("fake", sandbox=FakeSandbox(clock, faults), poll=policy) as client:
+        bill = await (await client.submit(job("r", duration=10)))
+    assert bill.status is BillStatus.OPEN and clock.now() <= 2 + 300 + 8 and faults.injected == {"rate_limit": 1}

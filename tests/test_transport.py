@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import billkit
 from billkit.clock import VirtualClock
 from billkit.errors import (
     APIConnectionError,
@@ -74,8 +76,16 @@ class Script:
 class Wire:
     """A transport and a driver over a scripted server: ``await wire.send(request)`` on either driver."""
 
-    def __init__(self, script: Script, clock: VirtualClock, policy: RetryPolicy | None, driver: str,
-                 headers: dict[str, str] | None = None, max_in_flight: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        script: Script,
+        clock: VirtualClock,
+        policy: RetryPolicy | None,
+        driver: str,
+        headers: dict[str, str] | None = None,
+        max_in_flight: int | None = None,
+        timeouts: billkit.Timeouts | None = None,
+    ) -> None:
         self.transport = Transport(
             provider="fake",
             base_url="https://fake.test",
@@ -83,13 +93,16 @@ class Wire:
             clock=clock,
             request_id_header="x-request-id",
             default_headers=headers,
+            timeouts=timeouts,
         )
         retry = policy or RetryPolicy(jitter=0, initial_delay=1, max_delay=4)
         mock = httpx.MockTransport(script)
+        limits = self.transport.timeouts.to_httpx()
         self.io: AsyncIO | SyncIO = (
-            SyncIO(httpx.Client(transport=mock), clock, retry, max_in_flight) if driver == "sync"
-            else AsyncIO(httpx.AsyncClient(transport=mock), clock, retry, max_in_flight)
-        )  # fmt: skip
+            SyncIO(httpx.Client(transport=mock, timeout=limits), clock, retry, max_in_flight)
+            if driver == "sync"
+            else AsyncIO(httpx.AsyncClient(transport=mock, timeout=limits), clock, retry, max_in_flight)
+        )
 
     async def send(self, request: Request) -> Response:
         flow = self.transport.send(request)
@@ -338,3 +351,97 @@ def test_json_problems_names_what_cannot_be_sent() -> None:
     body = {"ok": [1, "a", Decimal("1.5"), None, True], "f": 1.5, "n": Decimal("NaN"), "x": {"deep": object()},
             "big": Decimal("1e999")}  # fmt: skip
     assert [path for path, _ in json_problems(body)] == ["f", "n", "x.deep", "big"]
+
+
+# -- fail closed: writes without a key, hints, the total deadline, bounded answers ------------------------------
+
+PLAIN_WRITE = Request("POST", "/invoices/1/email", json={"email": "a@example.mx"})  # no key, no reference
+
+
+@pytest.mark.parametrize(
+    ("first", "sent", "expected"),
+    [
+        (status(502), 1, ServerError),
+        (status(500), 1, ServerError),
+        (raise_(httpx.ReadTimeout), 1, APIConnectionError),
+        (raise_(httpx.RemoteProtocolError), 1, APIConnectionError),
+        (status(503, "1"), 1, ServerError),
+        (raise_(httpx.ConnectError), 2, None),
+        (status(429, "1"), 2, None),
+    ],
+    ids=["502", "500", "read-timeout", "dropped", "503-retry-after", "connect-error", "429"],
+)
+async def test_a_write_without_a_key_is_sent_again_only_when_it_provably_did_not_act(
+    first: Step, sent: int, expected: type[BillkitError] | None, driver: str
+) -> None:
+    script = Script(first, ok)
+    wire = make(script, VirtualClock(), driver=driver)
+    if expected is None:
+        assert (await wire.send(PLAIN_WRITE)).status_code == 201
+    else:
+        with pytest.raises(expected):
+            await wire.send(PLAIN_WRITE)
+    assert script.calls == sent
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_every_write_method_is_unsafe_by_default(method: str) -> None:
+    script = Script(status(502), ok)
+    with pytest.raises(OutcomeUnknownError):
+        await make(script, VirtualClock()).send(Request(method, "/bills/1", reference="b1", how_to_check="read it"))
+    assert script.calls == 1
+
+
+async def test_a_huge_retry_after_on_a_request_is_not_slept() -> None:
+    clock = VirtualClock()
+    script = Script(status(429, "86400"), ok)
+    with pytest.raises(RateLimitError) as info:
+        await make(script, clock).send(SAFE)
+    assert info.value.retry_after == 86400 and clock.now() == 0 and script.calls == 1
+
+
+async def test_the_total_budget_cuts_each_attempts_timeouts(driver: str) -> None:
+    """A client timeout of 30 s is the whole call's: every attempt's timeouts are what is left of it."""
+    clock = VirtualClock()
+    seen: list[float] = []
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions["timeout"]["read"]
+        seen.append(timeout)
+        clock.sleep_sync(timeout)  # the server never answers: the read times out
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    policy = RetryPolicy(max_attempts=10, initial_delay=1, jitter=0, total_budget=30)
+    wire = Wire(Script(hang), clock, policy, driver, timeouts=billkit.Timeouts(read=25))
+    with pytest.raises(APIConnectionError):
+        await wire.send(Request("GET", "/slow"))
+    assert clock.now() <= 30 + 1e-6, "never longer than the budget"
+    assert seen[0] == 25 and all(t <= 30 for t in seen) and len(seen) >= 2
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+async def test_an_oversized_answer_is_refused_without_reading_the_rest(declared: bool, driver: str) -> None:
+    produced: list[int] = []
+
+    def chunks() -> Any:
+        for i in range(1000):  # a 1 GB answer, made only as far as it is read
+            produced.append(i)
+            yield b"x" * (1024 * 1024)
+
+    class Huge(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __iter__(self) -> Any:
+            return chunks()
+
+        async def __aiter__(self) -> Any:
+            for chunk in chunks():
+                yield chunk
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        headers = {"content-length": str(1000 * 1024 * 1024)} if declared else {}
+        return httpx.Response(200, headers=headers, stream=Huge())
+
+    wire = make(Script(serve), VirtualClock(), driver=driver)
+    wire.transport.max_response_bytes = 4 * 1024 * 1024
+    with pytest.raises(billkit.ResponseTooLargeError) as info:
+        await wire.send(Request("GET", "/invoices"))
+    assert info.value.status_code == 200 and len(produced) <= (0 if declared else 5)

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -29,7 +30,7 @@ from billkit.flows import on_fork
 from billkit.money import loads_decimal
 from billkit.transport import dumps
 
-__all__ = ["Fault", "Faults", "RecordedRequest", "Sandbox", "json_response"]
+__all__ = ["Fault", "Faults", "RecordedRequest", "Sandbox", "json_response", "path_segments"]
 
 
 class Fault(str, enum.Enum):
@@ -183,8 +184,8 @@ class Sandbox(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 body = loads_decimal(content)
             except (ValueError, UnicodeDecodeError):
                 body = content
-        path = request.url.path
-        prefix = httpx.URL(self.base_url).path.rstrip("/")
+        path = request.url.raw_path.decode("ascii").partition("?")[0]  # as sent: an escaped id stays one segment
+        prefix = httpx.URL(self.base_url).raw_path.decode("ascii").rstrip("/")
         if prefix and path.startswith(prefix):
             path = path[len(prefix) :] or "/"
         with self._lock:
@@ -247,8 +248,16 @@ class Sandbox(httpx.AsyncBaseTransport, httpx.BaseTransport):
 
 
 def _strip_prefix(request: httpx.Request, path: str) -> httpx.Request:
-    url = request.url.copy_with(path=path)
+    query = request.url.query
+    url = request.url.copy_with(raw_path=path.encode("ascii") + (b"?" + query if query else b""))
     return httpx.Request(request.method, url, headers=request.headers, content=b"")
+
+
+def path_segments(request: httpx.Request) -> list[str]:
+    """The request's path as the server sees it: split on ``/`` as sent, then each segment unescaped, so an id
+    with a ``/`` (sent as ``%2F``) is one segment and can only name its own resource."""
+    raw = request.url.raw_path.decode("ascii").partition("?")[0]
+    return [unquote(part) for part in raw.split("/") if part]
 
 
 def decimal_json(payload: Any) -> Any:

@@ -432,3 +432,38 @@ async def test_bulk_token_resumes_in_another_client_on_a_saved_sandbox(box: Bill
     assert [i.bill.reference for i in resumed if i.bill] == ["T-1", "T-2"]
     assert "BDC_1205" in str(resumed[2].error)
     assert loaded.logins == 2  # the saved session is not reused blindly: the new client logged in itself
+
+
+@pytest.mark.anyio
+async def test_with_options_retry_holds_for_bill(box: BillcomSandbox) -> None:
+    async with client(box) as c:
+        bill = await c.create(payable("WO-1"))
+        assert bill.provider_id is not None
+        box.fail_next("BDC_1001", status=503, match="GET /v3/bills/")
+        with pytest.raises(billkit.ServerError):
+            await c.with_options(retry=billkit.RetryPolicy.none()).get(bill.provider_id)
+        box.fail_next("BDC_1001", status=503, match="GET /v3/bills/")
+        assert (await c.get(bill.provider_id)).provider_id == bill.provider_id  # the default policy retries
+    assert len(box.received("GET", f"/v3/bills/{bill.provider_id}")) == 3
+
+
+@pytest.mark.anyio
+async def test_bills_status_reads_use_the_poll_policys_read_retry(box: BillcomSandbox) -> None:
+    reads = billkit.PollPolicy(first_delay=2, jitter=0, read_retry=billkit.RetryPolicy(initial_delay=0.1, jitter=0))
+    async with billkit.AsyncClient("billcom", sandbox=box, retry=billkit.RetryPolicy.none(), poll=reads) as c:
+        bill = await c.create(payable("RR-1"))
+        assert bill.provider_id is not None
+        box.pay(bill.provider_id, paid_after=1)
+        box.fail_next("BDC_1001", status=503, match="GET /v3/bills/")
+        paid = await (await c.wait_for(bill.provider_id, until=BillStatus.PAID))
+    times = [r.at for r in box.received("GET", f"/v3/bills/{bill.provider_id}")]
+    assert paid.status is BillStatus.PAID and times[1] - times[0] < 1  # within the read, not at the next poll
+
+
+@pytest.mark.anyio
+async def test_a_login_that_may_have_arrived_is_not_sent_again(box: BillcomSandbox) -> None:
+    box.faults.once(Fault.DROP_AFTER, match="POST /v3/login")
+    async with client(box) as c:
+        with pytest.raises(billkit.APIConnectionError):
+            await c.get("00n01AAAAAAAAAAAAAAA")
+    assert len(box.received("POST", "/v3/login")) == 1 and box.logins == 1

@@ -41,7 +41,7 @@ import httpx
 from billkit.clock import Clock
 from billkit.providers.accepteasy.mapping import validate_request
 from billkit.providers.accepteasy.wire import format_datetime, parse_datetime_text
-from billkit.sandboxing import Fault, Faults, Sandbox, json_response
+from billkit.sandboxing import Fault, Faults, Sandbox, json_response, path_segments
 from billkit.transport import dumps
 
 __all__ = ["BAD_TEMPLATE_ID", "DEFAULT_TEMPLATE_ID", "AcceptEasySandbox"]
@@ -213,11 +213,11 @@ class AcceptEasySandbox(Sandbox):
         )
         if request.headers.get("authorization") != expected:
             return self.error(401, _DENIED)
-        method, path = request.method, request.url.path.rstrip("/")
-        parts = [p for p in path.split("/") if p]
+        method = request.method
+        parts = path_segments(request)
         params = dict(request.url.params)
         if parts[:1] != ["v2"]:
-            return self.error(404, f"No HTTP resource was found that matches the request URI '{path}'.")
+            return self.error(404, f"No HTTP resource was found that matches the request URI '{request.url.path}'.")
         route = parts[1:]
         if route == ["Bill"] and method == "POST":
             return self._create_sync(body)
@@ -249,7 +249,7 @@ class AcceptEasySandbox(Sandbox):
             return self._search_bounces(params)
         if len(route) >= 1 and route[0] in ("Bill", "Search"):
             return self.error(405, "The requested resource does not support this http method.")
-        return self.error(404, f"No HTTP resource was found that matches the request URI '{path}'.")
+        return self.error(404, f"No HTTP resource was found that matches the request URI '{request.url.path}'.")
 
     # -- creation --------------------------------------------------------------------------------------------
     def _format_problems(self, body: Any) -> list[str]:

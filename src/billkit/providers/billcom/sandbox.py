@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 from billkit.clock import Clock
-from billkit.sandboxing import Fault, Faults, RecordedRequest, Sandbox, json_response
+from billkit.sandboxing import Fault, Faults, RecordedRequest, Sandbox, json_response, path_segments
 
 __all__ = [
     "SESSION_IDLE_SECONDS",
@@ -264,7 +264,7 @@ class BillcomSandbox(Sandbox):
             if method == "POST" and path == "/v3/login":
                 return self._login(body)
             self._authenticate(request)
-            return self._route(method, path, dict(request.url.params), body)
+            return self._route(method, path_segments(request), dict(request.url.params), body)
         except _BulkReject as rej:
             return json_response(rej.status, rej.entries)
         except _Reject as rej:
@@ -285,8 +285,8 @@ class BillcomSandbox(Sandbox):
                 return self.bdc(status, code, messages.get(code, f"Injected {code}."), "DOWNSTREAM")
         return None
 
-    def _route(self, method: str, path: str, params: dict[str, str], body: Any) -> httpx.Response:
-        parts = [p for p in path.split("/") if p]  # ["v3", "bills", ...]
+    def _route(self, method: str, parts: list[str], params: dict[str, str], body: Any) -> httpx.Response:
+        # parts: ["v3", "bills", ...], each segment unescaped
         if parts[:1] != ["v3"]:
             raise _Reject(404, "BDC_1121", "API not supported.")
         rest = parts[1:]

@@ -52,7 +52,7 @@ import httpx
 
 from billkit.clock import Clock
 from billkit.providers.facturapi.webhooks import SIGNATURE_HEADER, STATUS_UPDATED, sign
-from billkit.sandboxing import Fault, Faults, Sandbox, json_response
+from billkit.sandboxing import Fault, Faults, Sandbox, json_response, path_segments
 from billkit.transport import dumps
 
 __all__ = ["FAIL_TAX_ID", "RECOVERY_FAIL_TAX_ID", "RECOVERY_TAX_ID", "FacturapiSandbox"]
@@ -271,7 +271,7 @@ class FacturapiSandbox(Sandbox):
         if denied is not None:
             return self._fail(401, denied, location="headers", path="authorization")
         method = request.method
-        route = [p for p in request.url.path.split("/") if p]
+        route = path_segments(request)
         params = dict(request.url.params)
         if route == ["invoices"]:
             if method == "POST":
