@@ -287,3 +287,11 @@ async def test_a_bulk_of_10000_has_a_small_token_that_resumes_every_item(box: Ac
     assert [i.reference for i in result][:3] == ["TK-00000", "TK-00001", "TK-00002"]
     assert result[7].bill is not None and result[7].bill.raw is not None
     assert result[7].bill.raw.get("SRRID") == "my-own-srrid-7"
+
+
+async def test_a_search_page_size_below_one_is_refused_before_sending(
+    client: billkit.AsyncClient, box: AcceptEasySandbox
+) -> None:
+    with pytest.raises(billkit.ValidationError, match="count"):
+        [b async for b in client.native.search_bills("X", count=0)]
+    assert box.requests == []

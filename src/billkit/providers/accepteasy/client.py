@@ -466,7 +466,11 @@ def _bulk_inputs(state: Mapping[str, Any]) -> tuple[list[str | None], list[bytes
 
 
 def search_pages(adapter: AcceptEasyAdapter, path: str, params: dict[str, str]) -> Stream:
-    """Raw pages of an AcceptEasy search, following ``SearchMetadata.NextResults``."""
+    """Raw pages of an AcceptEasy search, following ``SearchMetadata.NextResults``. The page size ``count`` must be
+    a positive integer (AcceptEasy documents no maximum; its examples use 50)."""
+    count = params.get("count", "50")
+    if not count.isdigit() or int(count) < 1:
+        raise ValidationError([Problem("count", f"{count!r}: a page holds at least 1 result")], provider=PROVIDER)
     while True:
         data = (yield from adapter.ctx.transport.send(Request("GET", path, params=params))).json()
         yield Emit(data)
