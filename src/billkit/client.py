@@ -37,7 +37,7 @@ from billkit.errors import (
     TokenError,
     UnsupportedFeatureError,
 )
-from billkit.flows import AsyncIO, Flow, Native, SyncIO, on_fork
+from billkit.flows import AsyncIO, Flow, Lane, Native, SyncIO, on_fork
 from billkit.models import Bill, BillStatus, BulkResult
 from billkit.operations import (
     AsyncPoller,
@@ -390,6 +390,16 @@ class _Base:
         mode = "sandbox" if self.sandbox is not None else self._transport.base_url
         return f"<billkit.{type(self).__name__} {self.provider} {mode}>"
 
+    def _lane(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        pick: Callable[[httpx.URL], httpx.BaseTransport | httpx.AsyncBaseTransport],
+    ) -> Lane:
+        """The lane of an httpx client billkit made: its default headers merged into the Transport's once, and the
+        transport it would pick for the base URL (its proxy mount, if the environment sets one) called directly."""
+        self._transport.merge_client_headers(http.headers)
+        return Lane(http, pick(httpx.URL(self._transport.base_url)))
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError(f"this {type(self).__name__} is closed; make a new one", provider=self.provider)
@@ -615,7 +625,8 @@ class AsyncClient(_Base):
                 transport = self.sandbox
             http = httpx.AsyncClient(transport=transport, timeout=self.timeouts.to_httpx(), follow_redirects=False)
         self._http = http
-        self._io = AsyncIO(http, self.clock, self.retry, self._adapter_cls.max_in_flight)
+        lane = self._lane(http, http._transport_for_url) if self._owns_http else Lane(http)
+        self._io = AsyncIO(lane, self.clock, self.retry, self._adapter_cls.max_in_flight)
         self._scheduler = self._new_scheduler(self.poll_policy)
         self._owns_scheduler = True
         self._owns_adapter = True
@@ -800,21 +811,22 @@ class Client(_Base):
         if transport is None and self.sandbox is not None:
             transport = self.sandbox
         self._http_transport = transport
-        http = http_client if http_client is not None else self._new_http()
-        self._io = SyncIO(http, self.clock, self.retry, self._adapter_cls.max_in_flight)
+        lane = self._new_lane() if http_client is None else Lane(http_client)
+        self._io = SyncIO([lane], self.clock, self.retry, self._adapter_cls.max_in_flight)
         self._scheduler = self._new_scheduler(self.poll_policy)
         self._owns_scheduler = True
         self._owns_adapter = True
         self._native: Native[Any] | None = None
         on_fork(self, Client._after_fork)
 
-    def _new_http(self) -> httpx.Client:
-        return httpx.Client(transport=self._http_transport, timeout=self.timeouts.to_httpx(), follow_redirects=False)
+    def _new_lane(self) -> Lane:
+        http = httpx.Client(transport=self._http_transport, timeout=self.timeouts.to_httpx(), follow_redirects=False)
+        return self._lane(http, http._transport_for_url)
 
     def _after_fork(self) -> None:
         # the parent's pool (its sockets and locks) is not this process's to use
         if self._owns_http and not self._closed:
-            self._io.replace_http(self._new_http())
+            self._io.replace_lane(self._new_lane())
 
     def _new_scheduler(self, policy: PollPolicy) -> ThreadPoller:
         return ThreadPoller(

@@ -61,6 +61,7 @@ __all__ = [
     "FailureKind",
     "Flow",
     "Gather",
+    "Lane",
     "Native",
     "Sleep",
     "Stream",
@@ -346,23 +347,60 @@ def _declared_too_large(headers: httpx.Headers, limit: int) -> bool:
     return declared is not None and declared.isdigit() and int(declared) > limit
 
 
+class Lane:
+    """How a driver reaches the server, shared by its copies (and replaced whole in a forked child).
+
+    ``direct`` is the transport of an httpx client billkit made itself, for its base URL: requests are then built
+    once, with the client's own default headers already merged by the Transport, and handed to that transport, so
+    none of httpx's per-request client work (merging, cookie jars, hooks) is paid for features billkit does not use.
+    A client the caller passed in is always used through its ``send``, hooks, auth and cookies included.
+    """
+
+    __slots__ = ("direct", "http", "timeout")
+
+    def __init__(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        direct: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.http: Any = http  # an httpx.Client for SyncIO, an httpx.AsyncClient for AsyncIO
+        self.direct: Any = direct
+        self.timeout = http.timeout.as_dict()
+
+
+def _request(ex: Exchange, timeout: dict[str, float | None]) -> httpx.Request:
+    return httpx.Request(
+        ex.method,
+        ex.url,
+        params=ex.params,
+        headers=ex.headers,
+        content=ex.content,
+        extensions={"timeout": ex.timeout.as_dict() if ex.timeout is not None else timeout},
+    )
+
+
 class AsyncIO(_IO):
     """Runs flows on an ``httpx.AsyncClient`` (asyncio or trio, through anyio)."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | Lane,
         clock: Clock,
         retry: RetryPolicy,
         max_in_flight: int | None = None,
         limiter: list[anyio.Semaphore] | None = None,
     ) -> None:
         super().__init__(clock, retry, max_in_flight)
-        self.http = http
+        self._lane = http if isinstance(http, Lane) else Lane(http)
         self._limiter = limiter if limiter is not None else []  # shared by copies with another retry policy
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        http: httpx.AsyncClient = self._lane.http
+        return http
+
     def with_retry(self, retry: RetryPolicy) -> AsyncIO:
-        return AsyncIO(self.http, self.clock, retry, self.max_in_flight, self._limiter)
+        return AsyncIO(self._lane, self.clock, retry, self.max_in_flight, self._limiter)
 
     async def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` to its end; its value, or the BillkitError it raised."""
@@ -417,17 +455,20 @@ class AsyncIO(_IO):
         raise TypeError(f"a flow yielded {effect!r}, which is not an effect")
 
     async def _exchange(self, ex: Exchange) -> Answer | Failure:
-        http = self.http
+        lane = self._lane
         try:
-            request = http.build_request(
-                ex.method,
-                ex.url,
-                params=ex.params,
-                content=ex.content,
-                headers=ex.headers,
-                timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-            response = await http.send(request, stream=True)
+            if lane.direct is not None:
+                response = await lane.direct.handle_async_request(_request(ex, lane.timeout))
+            else:
+                request = lane.http.build_request(
+                    ex.method,
+                    ex.url,
+                    params=ex.params,
+                    content=ex.content,
+                    headers=ex.headers,
+                    timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+                response = await lane.http.send(request, stream=True)
             try:
                 if _declared_too_large(response.headers, ex.max_bytes):
                     return _too_large(response.status_code, ex.max_bytes)
@@ -473,27 +514,28 @@ class SyncIO(_IO):
 
     def __init__(
         self,
-        http: httpx.Client | list[httpx.Client],
+        http: httpx.Client | list[Lane],
         clock: Clock,
         retry: RetryPolicy,
         max_in_flight: int | None = None,
         limiter: _SyncLock | None = None,
     ) -> None:
         super().__init__(clock, retry, max_in_flight)
-        # one slot shared by the copies, so a client made anew after fork() serves them all
-        self._http = http if isinstance(http, list) else [http]
+        # one slot shared by the copies, so a lane made anew after fork() serves them all
+        self._lanes = http if isinstance(http, list) else [Lane(http)]
         self._limiter = limiter if limiter is not None or max_in_flight is None else _SyncLock(max_in_flight)
 
     @property
     def http(self) -> httpx.Client:
-        return self._http[0]
+        http: httpx.Client = self._lanes[0].http
+        return http
 
-    def replace_http(self, http: httpx.Client) -> None:
-        """Serve this driver and every copy of it with ``http`` from now on (used in a forked child)."""
-        self._http[0] = http
+    def replace_lane(self, lane: Lane) -> None:
+        """Serve this driver and every copy of it through ``lane`` from now on (used in a forked child)."""
+        self._lanes[0] = lane
 
     def with_retry(self, retry: RetryPolicy) -> SyncIO:
-        return SyncIO(self._http, self.clock, retry, self.max_in_flight, self._limiter)
+        return SyncIO(self._lanes, self.clock, retry, self.max_in_flight, self._limiter)
 
     def run(self, flow: Flow[T]) -> T:
         value: Any = None
@@ -554,17 +596,20 @@ class SyncIO(_IO):
         raise TypeError(f"a flow yielded {effect!r}, which is not an effect")
 
     def _exchange(self, ex: Exchange) -> Answer | Failure:
-        http = self.http
+        lane = self._lanes[0]
         try:
-            request = http.build_request(
-                ex.method,
-                ex.url,
-                params=ex.params,
-                content=ex.content,
-                headers=ex.headers,
-                timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-            response = http.send(request, stream=True)
+            if lane.direct is not None:
+                response = lane.direct.handle_request(_request(ex, lane.timeout))
+            else:
+                request = lane.http.build_request(
+                    ex.method,
+                    ex.url,
+                    params=ex.params,
+                    content=ex.content,
+                    headers=ex.headers,
+                    timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+                response = lane.http.send(request, stream=True)
             try:
                 if _declared_too_large(response.headers, ex.max_bytes):
                     return _too_large(response.status_code, ex.max_bytes)

@@ -566,6 +566,11 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport(provider={self.provider!r}, base_url={self.base_url!r})"
 
+    def merge_client_headers(self, client_headers: Mapping[str, str]) -> None:
+        """Send ``client_headers`` (an httpx client's defaults) under billkit's own, as httpx would have merged them."""
+        self._headers = {**{k.lower(): v for k, v in client_headers.items()}, **self._headers}
+        self._json_headers = {**self._headers, "content-type": "application/json"}
+
     def _exchange(self, request: Request) -> Exchange:
         path = request.path
         if request.ids:
