@@ -166,6 +166,8 @@ class Request:
     params: Mapping[str, str] | None = None
     json: Any = None
     content: bytes | None = field(default=None, repr=False)
+    #: a JSON body already encoded (with :func:`dumps`), sent as ``application/json``
+    encoded_json: bytes | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     ids: tuple[str, ...] = ()
     idempotent: bool = False
@@ -576,8 +578,8 @@ class Transport:
         if request.ids:
             path = path.format(*(escape_segment(i, provider=self.provider) for i in request.ids))
         content = request.content
-        if request.json is not None:
-            content = dumps(request.json)
+        if request.json is not None or request.encoded_json is not None:
+            content = request.encoded_json if request.encoded_json is not None else dumps(request.json)
             headers = self._json_headers if not request.headers else {**self._json_headers, **request.headers}
         else:
             headers = self._headers if not request.headers else {**self._headers, **request.headers}

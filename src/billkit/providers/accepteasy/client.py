@@ -55,7 +55,6 @@ from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
 from billkit.operations import PollResult, Started
 from billkit.providers.accepteasy.mapping import (
     PROVIDER,
-    build_request,
     bulk_srrid,
     creation_status,
     error_from_response,
@@ -64,6 +63,7 @@ from billkit.providers.accepteasy.mapping import (
     match_bulk,
     new_bulk_seed,
     new_srrid,
+    prepare_request,
     ref_key,
     to_bill,
 )
@@ -207,7 +207,10 @@ class AcceptEasyAdapter(Adapter):
 
     def prepare(self, bill: Bill, *, prefix: str = "", srrid: str | None = None) -> BillRequest:
         """The request body for ``bill`` (validated; an SRRID made unless the caller gave one). Sends nothing."""
-        return build_request(bill, now=self._now(), srrid=srrid or new_srrid(), prefix=prefix)
+        return self._prepare(bill, prefix=prefix, srrid=srrid)[0]
+
+    def _prepare(self, bill: Bill, *, prefix: str = "", srrid: str | None = None) -> tuple[BillRequest, bytes]:
+        return prepare_request(bill, now=self._now(), srrid=srrid or new_srrid(), prefix=prefix)
 
     def _find(self, req: BillRequest) -> Flow[dict[str, Any] | None]:
         """The existing bill with ``req``'s SRRID and PaymentReference (a safe search), or None."""
@@ -218,19 +221,20 @@ class AcceptEasyAdapter(Adapter):
         amount = found.get("Amount")
         return amount is None or int(amount * 100) == req.Amount
 
-    def _send_create(self, path: str, req: BillRequest) -> Flow[tuple[Response | None, dict[str, Any] | None]]:
+    def _send_create(
+        self, path: str, req: BillRequest, body: bytes
+    ) -> Flow[tuple[Response | None, dict[str, Any] | None]]:
         """POST a create; after a lost answer look the SRRID up before sending again.
 
         Returns ``(response, None)`` when the provider answered, ``(None, bill)`` when an earlier attempt had
         created the bill (found by SRRID).
         """
-        body = req.to_json()
         check = how_to_check(req.PaymentReference, req.SRRID)
         attempts = 0
         while True:
             attempts += 1
             try:
-                request = Request("POST", path, json=body, how_to_check=check, reference=req.SRRID)
+                request = Request("POST", path, encoded_json=body, how_to_check=check, reference=req.SRRID)
                 return (yield from self.ctx.transport.send(request)), None
             except OutcomeUnknownError as unknown:
                 try:
@@ -254,18 +258,18 @@ class AcceptEasyAdapter(Adapter):
 
     # -- the common operations -----------------------------------------------------------------------------
     def create(self, bill: Bill) -> Flow[Bill]:
-        req = self.prepare(bill)
-        response, existing = yield from self._send_create("/v2/Bill", req)
+        req, body = self._prepare(bill)
+        response, existing = yield from self._send_create("/v2/Bill", req, body)
         if existing is not None:
             return to_bill(existing)
         assert response is not None
         return to_bill(response.json())
 
     def submit(self, bill: Bill) -> Flow[Started]:
-        req = self.prepare(bill)
+        req, body = self._prepare(bill)
         state = {"srrid": req.SRRID, "ref": req.PaymentReference, "cents": req.Amount}
         try:
-            response, existing = yield from self._send_create("/v2/Bill/async", req)
+            response, existing = yield from self._send_create("/v2/Bill/async", req, body)
         except APIError as refused:
             if not is_duplicate_srrid(refused.message):
                 raise
@@ -285,10 +289,13 @@ class AcceptEasyAdapter(Adapter):
         the bulk's token holds one seed, and per bill only an 8-byte key of its PaymentReference."""
         problems: list[Problem] = []
         reqs: list[BillRequest] = []
+        encoded: list[bytes] = []
         seed = new_bulk_seed()
         for i, bill in enumerate(bills):
             try:
-                reqs.append(self.prepare(bill, prefix=f"[{i}].", srrid=bulk_srrid(seed, i)))
+                req, body = self._prepare(bill, prefix=f"[{i}].", srrid=bulk_srrid(seed, i))
+                encoded.append(body)
+                reqs.append(req)
             except ValidationError as exc:
                 problems.extend(exc.problems)
         seen: dict[str, int] = {}
@@ -305,8 +312,8 @@ class AcceptEasyAdapter(Adapter):
             f"Look up its SRRIDs (first {srrids[0]}, last {srrids[-1]}) with client.native.find_by_srrid after a "
             "few minutes, then resend the missing bills with the same SRRIDs."
         )
-        body = {"Bills": [r.to_json() for r in reqs]}
-        request = Request("POST", "/v2/Bill/bulk", json=body, how_to_check=check, reference=srrids[0])
+        bulk = b'{"Bills":[' + b",".join(encoded) + b"]}"  # each bill encoded once, the bulk joined from them
+        request = Request("POST", "/v2/Bill/bulk", encoded_json=bulk, how_to_check=check, reference=srrids[0])
         response = yield from self.ctx.transport.send(request)
         bulk_id = response.parse(BulkAccepted).BulkId
         own = {str(i): s for i, s in enumerate(srrids) if s != bulk_srrid(seed, i) and s is not None}

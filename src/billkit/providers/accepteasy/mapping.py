@@ -37,7 +37,7 @@ from billkit.errors import APIError, Problem, UnsupportedFeatureError, Validatio
 from billkit.models import Bill, BillStatus, Direction, Party, check_supported
 from billkit.money import Money
 from billkit.providers.accepteasy.wire import APP_CODE, BillRequest, BillResponse, BulkBillStatus, parse_datetime_text
-from billkit.transport import Response, check_sendable, default_error, read_model
+from billkit.transport import Response, check_sendable, default_error, dumps, read_model
 
 __all__ = [
     "CREATION_STATUS",
@@ -264,7 +264,15 @@ def _expiry_from_due(due: dt.date) -> dt.datetime:
 
 
 def build_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, prefix: str = "") -> BillRequest:
-    """The request body for ``bill``; raises UnsupportedFeatureError or ValidationError (every problem).
+    """The request body for ``bill`` (see :func:`prepare_request`)."""
+    return prepare_request(bill, now=now, srrid=srrid, prefix=prefix)[0]
+
+
+def prepare_request(
+    bill: Bill, *, now: dt.datetime, srrid: str | None = None, prefix: str = ""
+) -> tuple[BillRequest, bytes]:
+    """The request body for ``bill`` and its JSON bytes, each made once; raises UnsupportedFeatureError or
+    ValidationError (every problem) before anything is sent.
 
     ``srrid`` is used unless ``provider_options`` carries one. ``now`` (aware, UTC) is the clock's wall time,
     for the expiry rules.
@@ -306,8 +314,9 @@ def build_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, pre
             [Problem(prefix + _path(".".join(str(p) for p in e["loc"])), e["msg"]) for e in exc.errors()],
             provider=PROVIDER,
         ) from None
-    check_sendable(request.to_json(), provider=PROVIDER, prefix=prefix)
-    return request
+    body = request.to_json()
+    check_sendable(body, provider=PROVIDER, prefix=prefix)  # what provider_options brought must be sendable
+    return request, dumps(body)
 
 
 def to_bill(raw: Mapping[str, Any]) -> Bill:
