@@ -163,3 +163,21 @@ def test_bulk_matching_by_srrid_position_and_unique_reference() -> None:
     assert matched == {0: same_ref[1], 1: same_ref[0]}  # by position: entry i carries input i's reference
     matched, ambiguous = match_bulk(same_ref, ["s1", "s2", "s3"], ["Y", "X", "X"])
     assert matched == {} and set(ambiguous) == {1, 2}  # outcomes differ and positions do not line up: no guess
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"SRRID": "own-1", "CountdownDays": 5}, {"AETemplateID": "t-1", "CommunicationPlanId": "p-1"},
+     {"Address": {"PhoneNumber": "+31 20 261 00 20"}}, {"RecordData": {"Name": "Jan"}},
+     {"ExpiryDate": "2026-12-24T10:00:00Z"}, {"Extras": {"ReturnBannerPaidURL": "https://x.example/paid"}}],
+)  # fmt: skip
+def test_the_plain_path_sends_what_the_wire_model_would(options: dict[str, Any]) -> None:
+    """prepare_request writes simple bodies without the wire model: the bytes must say what the model says."""
+    from billkit.money import loads_decimal
+    from billkit.providers.accepteasy.mapping import prepare_request
+
+    one = bill(due_date=NOW.date() + dt.timedelta(days=30), counterparty=Party(email="jan@example.nl"),
+               provider_options=options)  # fmt: skip
+    prepared = prepare_request(one, now=NOW, srrid="bk-plain")
+    assert loads_decimal(prepared.body) == build_request(one, now=NOW, srrid="bk-plain").to_json()
+    assert (prepared.payment_reference, prepared.cents) == (one.reference, 1295)

@@ -55,6 +55,7 @@ from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
 from billkit.operations import PollResult, Started
 from billkit.providers.accepteasy.mapping import (
     PROVIDER,
+    Prepared,
     bulk_srrid,
     creation_status,
     error_from_response,
@@ -77,7 +78,6 @@ from billkit.providers.accepteasy.wire import (
     Address,
     AsyncAccepted,
     AsyncStatus,
-    BillRequest,
     BillResponse,
     BillSearchResponse,
     BounceSearchResponse,
@@ -205,36 +205,32 @@ class AcceptEasyAdapter(Adapter):
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.ctx.clock.wall(), tz=dt.timezone.utc)
 
-    def prepare(self, bill: Bill, *, prefix: str = "", srrid: str | None = None) -> BillRequest:
-        """The request body for ``bill`` (validated; an SRRID made unless the caller gave one). Sends nothing."""
-        return self._prepare(bill, prefix=prefix, srrid=srrid)[0]
-
-    def _prepare(self, bill: Bill, *, prefix: str = "", srrid: str | None = None) -> tuple[BillRequest, bytes]:
+    def prepare(self, bill: Bill, *, prefix: str = "", srrid: str | None = None) -> Prepared:
+        """The checked request for ``bill``, its body encoded (an SRRID made unless the caller gave one). Sends
+        nothing."""
         return prepare_request(bill, now=self._now(), srrid=srrid or new_srrid(), prefix=prefix)
 
-    def _find(self, req: BillRequest) -> Flow[dict[str, Any] | None]:
+    def _find(self, req: Prepared) -> Flow[dict[str, Any] | None]:
         """The existing bill with ``req``'s SRRID and PaymentReference (a safe search), or None."""
-        found = yield from find_by_srrid(self, req.PaymentReference, req.SRRID or "")
+        found = yield from find_by_srrid(self, req.payment_reference, req.srrid or "")
         return None if found is None else found.model_dump(mode="python", exclude_none=True)
 
-    def _same(self, req: BillRequest, found: Mapping[str, Any]) -> bool:
+    def _same(self, req: Prepared, found: Mapping[str, Any]) -> bool:
         amount = found.get("Amount")
-        return amount is None or int(amount * 100) == req.Amount
+        return amount is None or int(amount * 100) == req.cents
 
-    def _send_create(
-        self, path: str, req: BillRequest, body: bytes
-    ) -> Flow[tuple[Response | None, dict[str, Any] | None]]:
+    def _send_create(self, path: str, req: Prepared) -> Flow[tuple[Response | None, dict[str, Any] | None]]:
         """POST a create; after a lost answer look the SRRID up before sending again.
 
         Returns ``(response, None)`` when the provider answered, ``(None, bill)`` when an earlier attempt had
         created the bill (found by SRRID).
         """
-        check = how_to_check(req.PaymentReference, req.SRRID)
+        check = how_to_check(req.payment_reference, req.srrid)
         attempts = 0
         while True:
             attempts += 1
             try:
-                request = Request("POST", path, encoded_json=body, how_to_check=check, reference=req.SRRID)
+                request = Request("POST", path, encoded_json=req.body, how_to_check=check, reference=req.srrid)
                 return (yield from self.ctx.transport.send(request)), None
             except OutcomeUnknownError as unknown:
                 try:
@@ -258,23 +254,23 @@ class AcceptEasyAdapter(Adapter):
 
     # -- the common operations -----------------------------------------------------------------------------
     def create(self, bill: Bill) -> Flow[Bill]:
-        req, body = self._prepare(bill)
-        response, existing = yield from self._send_create("/v2/Bill", req, body)
+        req = self.prepare(bill)
+        response, existing = yield from self._send_create("/v2/Bill", req)
         if existing is not None:
             return to_bill(existing)
         assert response is not None
         return to_bill(response.json())
 
     def submit(self, bill: Bill) -> Flow[Started]:
-        req, body = self._prepare(bill)
-        state = {"srrid": req.SRRID, "ref": req.PaymentReference, "cents": req.Amount}
+        req = self.prepare(bill)
+        state = {"srrid": req.srrid, "ref": req.payment_reference, "cents": req.cents}
         try:
-            response, existing = yield from self._send_create("/v2/Bill/async", req, body)
+            response, existing = yield from self._send_create("/v2/Bill/async", req)
         except APIError as refused:
             if not is_duplicate_srrid(refused.message):
                 raise
             # the SRRID is taken by a bill not yet searchable (still processing): wait for it to appear
-            return Started("srrid", req.SRRID or "", state)
+            return Started("srrid", req.srrid or "", state)
         if existing is not None:
             found = to_bill(existing)
             first = PollResult(status=found.status, provider_status=found.provider_status, done=True, value=found)
@@ -288,31 +284,28 @@ class AcceptEasyAdapter(Adapter):
         """One ``POST /v2/Bill/bulk``. Every bill gets the SRRID ``bk-<seed>-<index>`` unless it brings its own, so
         the bulk's token holds one seed, and per bill only an 8-byte key of its PaymentReference."""
         problems: list[Problem] = []
-        reqs: list[BillRequest] = []
-        encoded: list[bytes] = []
+        reqs: list[Prepared] = []
         seed = new_bulk_seed()
         for i, bill in enumerate(bills):
             try:
-                req, body = self._prepare(bill, prefix=f"[{i}].", srrid=bulk_srrid(seed, i))
-                encoded.append(body)
-                reqs.append(req)
+                reqs.append(self.prepare(bill, prefix=f"[{i}].", srrid=bulk_srrid(seed, i)))
             except ValidationError as exc:
                 problems.extend(exc.problems)
         seen: dict[str, int] = {}
         for i, req in enumerate(reqs):
-            if req.SRRID in seen:
-                problems.append(Problem(f"[{i}].provider_options.SRRID", f"same SRRID as bill {seen[req.SRRID]}"))
-            seen.setdefault(req.SRRID or "", i)
+            if req.srrid in seen:
+                problems.append(Problem(f"[{i}].provider_options.SRRID", f"same SRRID as bill {seen[req.srrid]}"))
+            seen.setdefault(req.srrid or "", i)
         if problems:
             raise ValidationError(problems, provider=PROVIDER)
-        srrids = [r.SRRID for r in reqs]
-        refs = [r.PaymentReference for r in reqs]
+        srrids = [r.srrid for r in reqs]
+        refs = [r.payment_reference for r in reqs]
         check = (
             f"The bulk of {len(reqs)} bills may or may not have been queued, and it is not re-sent automatically. "
             f"Look up its SRRIDs (first {srrids[0]}, last {srrids[-1]}) with client.native.find_by_srrid after a "
             "few minutes, then resend the missing bills with the same SRRIDs."
         )
-        bulk = b'{"Bills":[' + b",".join(encoded) + b"]}"  # each bill encoded once, the bulk joined from them
+        bulk = b'{"Bills":[' + b",".join(r.body for r in reqs) + b"]}"  # each bill encoded once, joined
         request = Request("POST", "/v2/Bill/bulk", encoded_json=bulk, how_to_check=check, reference=srrids[0])
         response = yield from self.ctx.transport.send(request)
         bulk_id = response.parse(BulkAccepted).BulkId

@@ -26,9 +26,11 @@ Line items, issue dates, tax ids and party names have no AcceptEasy field; pass 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
@@ -36,7 +38,14 @@ import pydantic
 from billkit.errors import APIError, Problem, UnsupportedFeatureError, ValidationError
 from billkit.models import Bill, BillStatus, Direction, Party, check_supported
 from billkit.money import Money
-from billkit.providers.accepteasy.wire import APP_CODE, BillRequest, BillResponse, BulkBillStatus, parse_datetime_text
+from billkit.providers.accepteasy.wire import (
+    APP_CODE,
+    BillRequest,
+    BillResponse,
+    BulkBillStatus,
+    format_datetime,
+    parse_datetime_text,
+)
 from billkit.transport import Response, check_sendable, default_error, dumps, read_model
 
 __all__ = [
@@ -165,6 +174,7 @@ def how_to_check(payment_reference: str | None, srrid: str | None) -> str:
     )
 
 
+@functools.lru_cache(maxsize=16)
 def expiry_limit(now: dt.datetime) -> dt.datetime:
     """The latest allowed ExpiryDate: one year from ``now`` (the stricter of 365 days and the calendar year)."""
     try:
@@ -264,24 +274,74 @@ def _expiry_from_due(due: dt.date) -> dt.datetime:
 
 
 def build_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, prefix: str = "") -> BillRequest:
-    """The request body for ``bill`` (see :func:`prepare_request`)."""
-    return prepare_request(bill, now=now, srrid=srrid, prefix=prefix)[0]
+    """The request body for ``bill`` as the wire model; raises UnsupportedFeatureError or ValidationError (every
+    problem). ``srrid`` is used unless ``provider_options`` carries one. ``now`` (aware, UTC) is the clock's wall
+    time, for the expiry rules."""
+    return _model(_wire_fields(bill, now, srrid, prefix), prefix)
 
 
-def prepare_request(
-    bill: Bill, *, now: dt.datetime, srrid: str | None = None, prefix: str = ""
-) -> tuple[BillRequest, bytes]:
-    """The request body for ``bill`` and its JSON bytes, each made once; raises UnsupportedFeatureError or
-    ValidationError (every problem) before anything is sent.
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A create ready to send: what the adapter needs of it, and its JSON bytes (encoded once)."""
 
-    ``srrid`` is used unless ``provider_options`` carries one. ``now`` (aware, UTC) is the clock's wall time,
-    for the expiry rules.
-    """
+    payment_reference: str
+    srrid: str | None
+    cents: int
+    body: bytes
+
+
+def prepare_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, prefix: str = "") -> Prepared:
+    """:func:`build_request`'s checks, then the body's bytes, each made once. When every field is one
+    :func:`validate_request` checks whole (the common case), the body is written from those checked values;
+    otherwise (nested or unknown ``provider_options``) the wire model checks their shapes first."""
+    data = _wire_fields(bill, now, srrid, prefix)
+    body = _plain_body(data)
+    if body is None:
+        body = _model(data, prefix).to_json()
+        check_sendable(body, provider=PROVIDER, prefix=prefix)  # what provider_options brought must be sendable
+    return Prepared(data["PaymentReference"], data.get("SRRID"), data["Amount"], dumps(body))
+
+
+#: the body's fields in the wire model's order, with the type each must already have for the plain path
+_PLAIN: tuple[tuple[str, type], ...] = (
+    ("PaymentReference", str), ("Description", str), ("Amount", int), ("ExpiryDate", dt.datetime), ("SRRID", str),
+    ("AETemplateID", str), ("CountdownDays", int), ("Address", dict), ("CommunicationPlanId", str),
+    ("PartialPaymentPlanID", str),
+)  # fmt: skip
+_PLAIN_KEYS = frozenset(k for k, _ in _PLAIN)
+
+
+def _plain_body(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not data.keys() <= _PLAIN_KEYS:
+        return None
+    body: dict[str, Any] = {}
+    for key, kind in _PLAIN:
+        value: Any = data.get(key)
+        if value is None:
+            if key in data:
+                return None
+            continue
+        if type(value) is not kind:
+            return None
+        if isinstance(value, dt.datetime):
+            body[key] = format_datetime(value)
+            continue
+        if kind is dict and not _plain_address(value):
+            return None
+        body[key] = value
+    return body
+
+
+def _plain_address(value: Any) -> bool:
+    return bool(value.keys() <= {"Email", "PhoneNumber"} and all(type(v) is str for v in value.values()))
+
+
+def _wire_fields(bill: Bill, now: dt.datetime, srrid: str | None, prefix: str) -> dict[str, Any]:
+    """The wire fields of ``bill``, every documented limit checked (ValidationError lists every problem)."""
     check_supported(bill, PROVIDER, SUPPORTED_FIELDS)
     if bill.direction is not Direction.RECEIVABLE:
         raise UnsupportedFeatureError(PROVIDER, f"direction {bill.direction.value!r}", "bills are receivable only")
     data: dict[str, Any] = {}
-    problems: list[Problem] = []
     if bill.reference is not None:
         data["PaymentReference"] = bill.reference
     if bill.description is not None:
@@ -304,9 +364,13 @@ def prepare_request(
             data[key] = value
     if srrid is not None and data.get("SRRID") is None:
         data["SRRID"] = srrid
-    problems.extend(validate_request(data, now, prefix=prefix))
+    problems = validate_request(data, now, prefix=prefix)
     if problems:
         raise ValidationError(problems, provider=PROVIDER)
+    return data
+
+
+def _model(data: Mapping[str, Any], prefix: str) -> BillRequest:
     try:
         request = BillRequest.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -314,9 +378,8 @@ def prepare_request(
             [Problem(prefix + _path(".".join(str(p) for p in e["loc"])), e["msg"]) for e in exc.errors()],
             provider=PROVIDER,
         ) from None
-    body = request.to_json()
-    check_sendable(body, provider=PROVIDER, prefix=prefix)  # what provider_options brought must be sendable
-    return request, dumps(body)
+    check_sendable(request.to_json(), provider=PROVIDER, prefix=prefix)
+    return request
 
 
 def to_bill(raw: Mapping[str, Any]) -> Bill:

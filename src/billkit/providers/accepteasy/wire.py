@@ -65,10 +65,9 @@ APP_CODE = re.compile(r"\bAPP\d{4}\b")
 
 def format_datetime(value: dt.datetime) -> str:
     """ISO-8601 in UTC with ``Z`` as the docs write it (``2018-04-01T09:00:00Z``); naive values are UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    value = value.astimezone(dt.timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(dt.timezone.utc)
+    text = value.replace(tzinfo=None, microsecond=0).isoformat()
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
     return text + "Z"
