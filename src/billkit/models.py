@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -32,6 +32,7 @@ __all__ = [
     "Direction",
     "ItemResult",
     "ItemStatus",
+    "LazyItems",
     "LineItem",
     "Party",
     "Tax",
@@ -226,12 +227,77 @@ class ItemResult(_Model):
         return self.status is ItemStatus.SUCCEEDED
 
 
+class LazyItems(Sequence[ItemResult]):
+    """The items of a big :class:`BulkResult`, each made when first read (and kept): a 10,000-bill bulk costs
+    nothing per bill until the caller looks. Compares, pickles and copies as the tuple of its items."""
+
+    __slots__ = ("_count", "_made", "_make")
+
+    def __init__(self, count: int, make: Callable[[int], ItemResult]) -> None:
+        self._count = count
+        self._make = make
+        self._made: list[ItemResult | None] = [None] * count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> ItemResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[ItemResult, ...]: ...
+    def __getitem__(self, index: int | slice) -> ItemResult | tuple[ItemResult, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(self._count)))
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("bulk item index out of range")
+        item = self._made[index]
+        if item is None:
+            item = self._made[index] = self._make(index)
+        return item
+
+    def __iter__(self) -> Iterator[ItemResult]:
+        return (self[i] for i in range(self._count))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == self._count and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"<{self._count} bulk items>"
+
+    def __reduce__(self) -> tuple[type[tuple[ItemResult, ...]], tuple[tuple[ItemResult, ...]]]:
+        return (tuple, (tuple(self),))
+
+    def __deepcopy__(self, memo: dict[int, object]) -> tuple[ItemResult, ...]:
+        import copy
+
+        return copy.deepcopy(tuple(self), memo)
+
+
 class BulkResult(_Model):
     """One :class:`ItemResult` per input, in input order."""
 
     items: tuple[ItemResult, ...]
     provider: str | None = None
     provider_id: str | None = None
+
+    @classmethod
+    def lazy(
+        cls,
+        count: int,
+        make: Callable[[int], ItemResult],
+        *,
+        provider: str | None = None,
+        provider_id: str | None = None,
+    ) -> BulkResult:
+        """A result whose item ``i`` is ``make(i)``, made when first read (the adapter has checked what it holds)."""
+        return cls.model_construct(items=LazyItems(count, make), provider=provider, provider_id=provider_id)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[ItemResult]:  # type: ignore[override]
         return iter(self.items)

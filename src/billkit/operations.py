@@ -930,23 +930,26 @@ class ThreadPoller(Scheduler):
 
 
 def composite_result(parent: _Core) -> BulkResult:
-    """The per-item picture of a composite bulk (pending children marked PENDING)."""
-    items = []
-    for index, child in enumerate(parent.children or ()):
+    """The per-item picture of a composite bulk (pending children marked PENDING); items made when first read."""
+    children = list(parent.children or ())
+
+    def item(index: int) -> ItemResult:
+        child = children[index]
         if not isinstance(child, _Core):
-            items.append(ItemResult(index=index, status=ItemStatus.FAILED, error=child))
-        elif child.state is OperationState.SUCCEEDED:
+            return ItemResult(index=index, status=ItemStatus.FAILED, error=child)
+        if child.state is OperationState.SUCCEEDED:
             bill = child.value if isinstance(child.value, Bill) else None
-            items.append(
-                ItemResult(
-                    index=index, status=ItemStatus.SUCCEEDED, bill=bill, reference=bill.reference if bill else None
-                )
-            )
-        elif child.done:
-            items.append(ItemResult(index=index, status=ItemStatus.FAILED, error=child.error))
-        else:
-            items.append(ItemResult(index=index, status=ItemStatus.PENDING))
-    return BulkResult(items=tuple(items), provider=parent.provider, provider_id=parent.id)
+            return ItemResult(index=index, status=ItemStatus.SUCCEEDED, bill=bill,
+                              reference=bill.reference if bill else None)  # fmt: skip
+        if child.done:
+            return ItemResult(index=index, status=ItemStatus.FAILED, error=child.error)
+        return ItemResult(index=index, status=ItemStatus.PENDING)
+
+    if not parent.done and any(isinstance(c, _Core) and not c.done for c in children):
+        # a snapshot of a running bulk: its children still change
+        items = tuple(item(i) for i in range(len(children)))
+        return BulkResult(items=items, provider=parent.provider, provider_id=parent.id)
+    return BulkResult.lazy(len(children), item, provider=parent.provider, provider_id=parent.id)
 
 
 # -- waiting -----------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -296,12 +297,16 @@ def prepare_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, p
     otherwise (nested or unknown ``provider_options``) the wire model checks their shapes first."""
     data = _wire_fields(bill, now, srrid, prefix)
     body = _plain_body(data)
-    if body is None:
+    if body is not None:  # strings and ints only: the C encoder writes them exactly
+        encoded = _ENCODER.encode(body).encode()
+    else:
         body = _model(data, prefix).to_json()
         check_sendable(body, provider=PROVIDER, prefix=prefix)  # what provider_options brought must be sendable
-    return Prepared(data["PaymentReference"], data.get("SRRID"), data["Amount"], dumps(body))
+        encoded = dumps(body)
+    return Prepared(data["PaymentReference"], data.get("SRRID"), data["Amount"], encoded)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: the body's fields in the wire model's order, with the type each must already have for the plain path
 _PLAIN: tuple[tuple[str, type], ...] = (
     ("PaymentReference", str), ("Description", str), ("Amount", int), ("ExpiryDate", dt.datetime), ("SRRID", str),
@@ -324,12 +329,15 @@ def _plain_body(data: Mapping[str, Any]) -> dict[str, Any] | None:
         if type(value) is not kind:
             return None
         if isinstance(value, dt.datetime):
-            body[key] = format_datetime(value)
+            body[key] = _format_cached(value)
             continue
         if kind is dict and not _plain_address(value):
             return None
         body[key] = value
     return body
+
+
+_format_cached = functools.lru_cache(maxsize=256)(format_datetime)  # a bulk's bills mostly share a due date
 
 
 def _plain_address(value: Any) -> bool:
