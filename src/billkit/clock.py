@@ -19,11 +19,14 @@ import itertools
 import math
 import threading
 import time
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import anyio
+from billkit.flows import LazyModule, on_fork
 
-from billkit.flows import on_fork
+if TYPE_CHECKING:
+    import anyio
+else:
+    anyio = LazyModule("anyio")  # blocking code never needs it
 
 __all__ = ["Clock", "SystemClock", "VirtualClock"]
 

@@ -36,16 +36,16 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from functools import update_wrapper
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-import anyio
 import httpx
 
 from billkit.errors import BillkitError
 
 if TYPE_CHECKING:
+    import anyio
+
     from billkit.clock import Clock
     from billkit.transport import RetryPolicy
 
@@ -87,29 +87,75 @@ Flow = Generator[Any, Any, T]
 Stream = Generator[Any, Any, None]
 
 
+class LazyModule:
+    """A module imported when first used: ``anyio = LazyModule("anyio")``, so code that never runs an event loop
+    (the blocking client) never imports one. Type checkers see the real module (import it under TYPE_CHECKING)."""
+
+    __slots__ = ("_module", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            import importlib
+
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+if not TYPE_CHECKING:
+    anyio = LazyModule("anyio")
+
+
 # -- effects -------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Effects are plain slotted classes, not dataclasses: one is made per request, and a class statement is cheaper
+# to import than a dataclass decorator.
+
+
 class Exchange:
-    """One HTTP attempt, fully built (URL, headers, body). ``max_bytes`` bounds the answer's body."""
+    """One HTTP attempt, fully built (URL, headers, body). ``max_bytes`` bounds the answer's body; ``timeout`` is
+    set when what is left of the request's total budget is tighter than the client's timeouts."""
 
-    method: str
-    url: str
-    params: Mapping[str, str] | None
-    headers: Mapping[str, str]
-    content: bytes | None
-    max_bytes: int
-    timeout: httpx.Timeout | None = None  # cut to what is left of the request's total budget, when tighter
+    __slots__ = ("content", "headers", "max_bytes", "method", "params", "timeout", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        max_bytes: int,
+        timeout: httpx.Timeout | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.params = params
+        self.headers = headers
+        self.content = content
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"Exchange({self.method} {self.url})"
 
 
-@dataclass(frozen=True, slots=True)
 class Answer:
     """The server answered (any status); ``content`` is the whole body (within ``max_bytes``)."""
 
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def __repr__(self) -> str:
+        return f"Answer({self.status_code}, {len(self.content)} bytes)"
 
 
 class FailureKind(enum.Enum):
@@ -119,18 +165,25 @@ class FailureKind(enum.Enum):
     TOO_LARGE = "too_large"  # answered, but the body is larger than ``max_bytes`` (the rest was not read)
 
 
-@dataclass(frozen=True, slots=True)
 class Failure:
     """No usable answer came back. ``status_code`` is set for TOO_LARGE (the answer's status line)."""
 
-    kind: FailureKind
-    detail: str
-    status_code: int | None = None
+    __slots__ = ("detail", "kind", "status_code")
+
+    def __init__(self, kind: FailureKind, detail: str, status_code: int | None = None) -> None:
+        self.kind = kind
+        self.detail = detail
+        self.status_code = status_code
+
+    def __repr__(self) -> str:
+        return f"Failure({self.kind.value}: {self.detail})"
 
 
-@dataclass(frozen=True, slots=True)
 class Sleep:
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
 class _CurrentPolicy:
@@ -144,22 +197,28 @@ class _CurrentPolicy:
 CURRENT_POLICY = _CurrentPolicy()
 
 
-@dataclass(frozen=True, slots=True)
 class Gather:
     """Run ``flows`` concurrently, at most ``limit`` at once; the result lists each flow's value or BillkitError."""
 
-    flows: Sequence[Flow[Any]]
-    limit: int
+    __slots__ = ("flows", "limit")
+
+    def __init__(self, flows: Sequence[Flow[Any]], limit: int) -> None:
+        self.flows = flows
+        self.limit = limit
 
 
-@dataclass(frozen=True, slots=True)
 class Acquire:
-    lock: _AsyncLock | _AsyncSemaphore | _SyncLock
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: _AsyncLock | _AsyncSemaphore | _SyncLock) -> None:
+        self.lock = lock
 
 
-@dataclass(frozen=True, slots=True)
 class Emit:
-    item: Any
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
 
 
 # -- primitives that follow the client's mode --------------------------------------------------------------

@@ -37,8 +37,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Gener
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-import anyio
-
 from billkit.clock import Clock, VirtualClock
 from billkit.errors import (
     BillkitError,
@@ -48,13 +46,17 @@ from billkit.errors import (
     OperationTimeout,
     RateLimitError,
 )
-from billkit.flows import AsyncIO, Flow, SyncIO, on_fork
+from billkit.flows import AsyncIO, Flow, LazyModule, SyncIO, on_fork
 from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
 from billkit.tokens import TokenKey, decode_token, encode_token
 from billkit.transport import RetryPolicy, is_transient
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+
+    import anyio
+else:
+    anyio = LazyModule("anyio")  # blocking code never needs it
 
 __all__ = [
     "AsyncPoller",

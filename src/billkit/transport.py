@@ -32,7 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -148,9 +148,8 @@ class Timeouts:
         )
 
 
-@dataclass(frozen=True)
 class Request:
-    """A request described as data.
+    """A request described as data (a plain slotted class: one is made per call).
 
     ``path`` is relative to the client's base URL; each ``{}`` in it is replaced by the next of ``ids``, escaped as
     one path segment (``/`` ``?`` ``#`` ``%`` and spaces encoded; an empty, ``.`` or ``..`` id is refused), so an id
@@ -159,37 +158,82 @@ class Request:
     ``idempotent`` says the provider de-duplicates this write (an idempotency key it honours): only then is a
     POST/PUT/PATCH/DELETE repeated after it may have arrived. ``reference`` (the business reference) and
     ``how_to_check`` go into the :class:`OutcomeUnknownError` of a write whose outcome could not be known.
+    ``encoded_json`` is a JSON body already encoded with :func:`dumps`. Headers and bodies never show in its repr.
     """
 
-    method: str
-    path: str
-    params: Mapping[str, str] | None = None
-    json: Any = None
-    content: bytes | None = field(default=None, repr=False)
-    #: a JSON body already encoded (with :func:`dumps`), sent as ``application/json``
-    encoded_json: bytes | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    ids: tuple[str, ...] = ()
-    idempotent: bool = False
-    reference: str | None = None
-    how_to_check: str = ""
-    max_bytes: int | None = None
+    __slots__ = (
+        "content",
+        "encoded_json",
+        "headers",
+        "how_to_check",
+        "idempotent",
+        "ids",
+        "json",
+        "max_bytes",
+        "method",
+        "params",
+        "path",
+        "reference",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        encoded_json: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        ids: tuple[str, ...] = (),
+        idempotent: bool = False,
+        reference: str | None = None,
+        how_to_check: str = "",
+        max_bytes: int | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.params = params
+        self.json = json
+        self.content = content
+        self.encoded_json = encoded_json
+        self.headers: Mapping[str, str] = headers or {}
+        self.ids = ids
+        self.idempotent = idempotent
+        self.reference = reference
+        self.how_to_check = how_to_check
+        self.max_bytes = max_bytes
 
     @property
     def safe(self) -> bool:
         """Whether repeating this request can never do a thing twice."""
         return self.idempotent or self.method in SAFE_METHODS
 
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.path}, ids={self.ids!r}, params={self.params!r})"
 
-@dataclass(frozen=True)
+
 class Response:
     """A provider answer, decoded lazily. JSON numbers with a fraction become ``Decimal``."""
 
-    status_code: int
-    headers: httpx.Headers = field(repr=False)
-    content: bytes = field(repr=False)
-    request_id: str | None = None
-    provider: str = "unknown"
+    __slots__ = ("content", "headers", "provider", "request_id", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: httpx.Headers,
+        content: bytes,
+        request_id: str | None = None,
+        provider: str = "unknown",
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.request_id = request_id
+        self.provider = provider
+
+    def __repr__(self) -> str:
+        return f"Response({self.status_code}, {len(self.content)} bytes, request id {self.request_id})"
 
     def json(self) -> Any:
         """The body as JSON (numbers with a fraction as Decimal); a body that is not JSON raises :class:`APIError`
