@@ -19,7 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, overload
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator
 
 from billkit.errors import BillkitError, MoneyError, Problem, UnsupportedFeatureError, ValidationError
 from billkit.money import Money, decimals, exact, rescale, to_decimal
@@ -188,7 +188,8 @@ class Bill(_Model):
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     links: Mapping[str, str] = Field(default_factory=dict)
-    raw: Mapping[str, Any] | None = Field(default=None, repr=False)
+    # kept as the adapter read it: not validated again, not copied (it is the provider's answer, whole)
+    raw: SkipValidation[Mapping[str, Any] | None] = Field(default=None, repr=False)
 
     @property
     def currency(self) -> str | None:

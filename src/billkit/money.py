@@ -129,6 +129,14 @@ class Money:
     _currency: str
 
     def __init__(self, amount: str | int | Decimal, currency: str) -> None:
+        places = CURRENCY_EXPONENTS.get(currency) if type(currency) is str else None
+        if places is not None and type(amount) is Decimal and amount.is_finite():
+            # the common case (a Decimal and an upper-case code), checked without the general path's detours
+            exp = amount.as_tuple().exponent
+            if isinstance(exp, int) and -places <= exp <= 0 and (not amount or amount.adjusted() < MAX_DIGITS):
+                object.__setattr__(self, "_amount", amount)
+                object.__setattr__(self, "_currency", currency)
+                return
         if not isinstance(currency, str):
             raise MoneyError(f"currency: expected an ISO 4217 code, got {type(currency).__name__}")
         code = currency.strip().upper()

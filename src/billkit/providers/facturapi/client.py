@@ -51,9 +51,9 @@ from billkit.models import Bill, BillStatus, Party
 from billkit.operations import PollResult, Started
 from billkit.providers.facturapi.mapping import (
     PROVIDER,
-    build_request,
     customer_input,
     error_from_response,
+    prepare_request,
     read,
     to_bill,
 )
@@ -143,13 +143,19 @@ class FacturapiAdapter(Adapter):
 
     def prepare(self, bill: Bill, *, prefix: str = "") -> InvoiceRequest:
         """The validated request body for ``bill`` (with its idempotency key). Sends nothing."""
-        return build_request(bill, today=self._today(), prefix=prefix)
+        return self._prepare(bill, prefix=prefix)[0]
 
-    def _send_create(self, req: InvoiceRequest, *, background: bool) -> Flow[tuple[Response | None, Any]]:
+    def _prepare(self, bill: Bill, *, prefix: str = "") -> tuple[InvoiceRequest, bytes]:
+        return prepare_request(bill, today=self._today(), prefix=prefix)
+
+    def _send_create(
+        self, prepared: tuple[InvoiceRequest, bytes], *, background: bool
+    ) -> Flow[tuple[Response | None, Any]]:
         """POST one create with its idempotency key; ``(response, invoice body)``."""
+        req, body = prepared
         key = req.idempotency_key or ""
         check = self._how_to_check(req)
-        request = Request("POST", "/invoices", params={"async": "true"} if background else None, json=req.to_json(),
+        request = Request("POST", "/invoices", params={"async": "true"} if background else None, encoded_json=body,
                           idempotent=True, reference=key, how_to_check=check)  # fmt: skip
         try:
             response = yield from self.ctx.transport.send(request)
@@ -207,16 +213,14 @@ class FacturapiAdapter(Adapter):
     # -- the common operations -----------------------------------------------------------------------------
     def create(self, bill: Bill) -> Flow[Bill]:
         """One request. The Bill is OPEN (stamped), PENDING (a 202: the recovery path), or DRAFT."""
-        req = self.prepare(bill)
-        response, body = yield from self._send_create(req, background=False)
+        response, body = yield from self._send_create(self._prepare(bill), background=False)
         return to_bill(body, response)
 
     def submit(self, bill: Bill) -> Flow[Started]:
-        req = self.prepare(bill)
-        return (yield from self._submit(req))
+        return (yield from self._submit(self._prepare(bill)))
 
-    def _submit(self, req: InvoiceRequest) -> Flow[Started]:
-        response, body = yield from self._send_create(req, background=True)
+    def _submit(self, prepared: tuple[InvoiceRequest, bytes]) -> Flow[Started]:
+        response, body = yield from self._send_create(prepared, background=True)
         bill = to_bill(body, response)
         if not bill.provider_id:
             raise APIError("Facturapi answered a create without an invoice id", provider=PROVIDER,
@@ -229,16 +233,16 @@ class FacturapiAdapter(Adapter):
         """Validate every bill (one ValidationError lists all problems), then send the async creates under a
         concurrency limit. A create that fails becomes that item's error; the others go on."""
         problems: list[Problem] = []
-        reqs: list[InvoiceRequest] = []
+        reqs: list[tuple[InvoiceRequest, bytes]] = []
         seen: dict[str, int] = {}
         for i, bill in enumerate(bills):
             try:
-                req = self.prepare(bill, prefix=f"[{i}].")
+                prepared = self._prepare(bill, prefix=f"[{i}].")
             except ValidationError as exc:
                 problems.extend(exc.problems)
                 continue
-            reqs.append(req)
-            key = req.idempotency_key or ""
+            reqs.append(prepared)
+            key = prepared[0].idempotency_key or ""
             if key in seen:
                 problems.append(Problem(f"[{i}].provider_options.idempotency_key", f"same key as bill {seen[key]}"))
             seen.setdefault(key, i)

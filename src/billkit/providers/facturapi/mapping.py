@@ -78,7 +78,7 @@ from billkit.providers.facturapi.wire import (
     TaxInput,
     parse_datetime,
 )
-from billkit.transport import Response, check_sendable, default_error, read_model
+from billkit.transport import Response, check_sendable, default_error, dumps, read_model
 
 __all__ = [
     "MAX_ITEMS",
@@ -181,6 +181,13 @@ def build_request(
 ) -> InvoiceRequest:
     """The ``POST /invoices`` body for ``bill``. Every problem is collected into one ValidationError (field paths
     in billkit's terms, prefixed with ``prefix`` for bulks); nothing is sent."""
+    return prepare_request(bill, today=today, idempotency_key=idempotency_key, prefix=prefix)[0]
+
+
+def prepare_request(
+    bill: Bill, *, today: dt.date, idempotency_key: str | None = None, prefix: str = ""
+) -> tuple[InvoiceRequest, bytes]:
+    """:func:`build_request` and the body's JSON bytes (Decimals exact), each made once."""
     if bill.direction is not Direction.RECEIVABLE:
         raise UnsupportedFeatureError(PROVIDER, f"direction={bill.direction.value}",
                                       "Facturapi issues invoices to customers (receivable)")  # fmt: skip
@@ -226,8 +233,9 @@ def build_request(
             ],
             provider=PROVIDER,
         ) from None
-    check_sendable(request.to_json(), provider=PROVIDER, prefix=prefix)
-    return request
+    body_json = request.to_json()
+    check_sendable(body_json, provider=PROVIDER, prefix=prefix)
+    return request, dumps(body_json)
 
 
 def _customer(party: Party | None, problem: Report) -> CustomerInput | str | None:
