@@ -46,6 +46,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
 
 # The full-size reliability suites (10,000 creates per provider under faults, kill and resume, >= 10,000 fuzz
