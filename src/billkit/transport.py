@@ -69,6 +69,7 @@ __all__ = [
     "check_sendable",
     "decide",
     "dumps",
+    "encode_body",
     "is_transient",
     "json_problems",
     "parse_retry_after",
@@ -472,6 +473,17 @@ def json_problems(value: Any, path: str = "") -> list[tuple[str, str]]:
     return out
 
 
+def encode_body(body: Any, *, provider: str, prefix: str = "") -> bytes:
+    """``body`` as the JSON bytes billkit sends, checked as it is written (one walk, not two): anything
+    :func:`json_problems` would refuse raises :class:`ValidationError` naming every such part."""
+    try:
+        return dumps(body)
+    except (TypeError, ValueError):
+        check_sendable(body, provider=provider, prefix=prefix)
+        unsendable = [Problem(f"{prefix}provider_options", "cannot be sent as JSON")]
+        raise ValidationError(unsendable, provider=provider) from None
+
+
 def check_sendable(body: Any, *, provider: str, prefix: str = "") -> None:
     """Raise :class:`ValidationError` listing every part of ``body`` that cannot be sent (see
     :func:`json_problems`); what a caller puts there comes through ``provider_options``."""
@@ -531,13 +543,18 @@ def _encode(value: Any, out: list[str]) -> None:
             if not first:
                 out.append(",")
             first = False
-            out.append(_encode_str(k if type(k) is str else str(k)))
+            if type(k) is not str:
+                raise TypeError(f"a JSON key must be a string, not {k!r}")
+            out.append(_encode_str(k))
             out.append(":")
             _encode(v, out)
         out.append("}")
     elif kind is Decimal:
         if not value.is_finite():
             raise ValueError(f"cannot send the non-finite number {value}")
+        exp = value.as_tuple().exponent
+        if isinstance(exp, int) and (exp < -100 or exp > 100 or (value and abs(value.adjusted()) > 100)):
+            raise ValueError(f"{value} is out of range for a JSON number billkit sends")
         out.append(format(value, "f"))
     elif kind is int:
         out.append(int.__repr__(value))

@@ -47,7 +47,7 @@ from billkit.providers.accepteasy.wire import (
     format_datetime,
     parse_datetime_text,
 )
-from billkit.transport import Response, check_sendable, default_error, dumps, read_model
+from billkit.transport import Response, check_sendable, default_error, encode_body, read_model
 
 __all__ = [
     "CREATION_STATUS",
@@ -300,9 +300,8 @@ def prepare_request(bill: Bill, *, now: dt.datetime, srrid: str | None = None, p
     if body is not None:  # strings and ints only: the C encoder writes them exactly
         encoded = _ENCODER.encode(body).encode()
     else:
-        body = _model(data, prefix).to_json()
-        check_sendable(body, provider=PROVIDER, prefix=prefix)  # what provider_options brought must be sendable
-        encoded = dumps(body)
+        # what provider_options brought must be sendable: checked while it is encoded
+        encoded = encode_body(_model(data, prefix, check=False).to_json(), provider=PROVIDER, prefix=prefix)
     return Prepared(data["PaymentReference"], data.get("SRRID"), data["Amount"], encoded)
 
 
@@ -378,7 +377,7 @@ def _wire_fields(bill: Bill, now: dt.datetime, srrid: str | None, prefix: str) -
     return data
 
 
-def _model(data: Mapping[str, Any], prefix: str) -> BillRequest:
+def _model(data: Mapping[str, Any], prefix: str, *, check: bool = True) -> BillRequest:
     try:
         request = BillRequest.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -386,7 +385,8 @@ def _model(data: Mapping[str, Any], prefix: str) -> BillRequest:
             [Problem(prefix + _path(".".join(str(p) for p in e["loc"])), e["msg"]) for e in exc.errors()],
             provider=PROVIDER,
         ) from None
-    check_sendable(request.to_json(), provider=PROVIDER, prefix=prefix)
+    if check:
+        check_sendable(request.to_json(), provider=PROVIDER, prefix=prefix)
     return request
 
 

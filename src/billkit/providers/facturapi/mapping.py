@@ -78,7 +78,7 @@ from billkit.providers.facturapi.wire import (
     TaxInput,
     parse_datetime,
 )
-from billkit.transport import Response, check_sendable, default_error, dumps, read_model
+from billkit.transport import Response, default_error, encode_body, read_model
 
 __all__ = [
     "MAX_ITEMS",
@@ -233,9 +233,7 @@ def prepare_request(
             ],
             provider=PROVIDER,
         ) from None
-    body_json = request.to_json()
-    check_sendable(body_json, provider=PROVIDER, prefix=prefix)
-    return request, dumps(body_json)
+    return request, encode_body(request.to_json(), provider=PROVIDER, prefix=prefix)
 
 
 def _customer(party: Party | None, problem: Report) -> CustomerInput | str | None:
