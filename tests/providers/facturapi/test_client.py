@@ -3,10 +3,12 @@ webhooks, bulk, native calls, and bad input that never leaves the process."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import itertools
 import zipfile
 from decimal import Decimal
+from typing import Any
 
 import anyio
 import pytest
@@ -307,3 +309,76 @@ async def test_cancelling_a_bulk_of_300_invoices_cancels_every_one(client: billk
     assert partial is not None and [i.index for i in partial] == list(range(300))
     assert all(isinstance(i.error, billkit.OperationCancelled) for i in partial)
     assert bulk.progress == (300, 300) and client.scheduler.pending_count == 0
+
+
+# -- what the spec forbids is refused before anything is sent -----------------------------------------------------
+
+FORBIDDEN_CREATES = {
+    "a malformed customer email": (invoice(counterparty=party(email="not-an-address")), "counterparty.email"),
+    "an empty conditions": (invoice(provider_options={"conditions": ""}), "provider_options.conditions"),
+    "a global invoice without year": (
+        invoice(provider_options={"global": {"periodicity": "month", "months": "01"}}),
+        "provider_options.global",
+    ),
+    "an unknown export code": (invoice(provider_options={"export": "05"}), "provider_options.export"),
+    "an external_id over 100 characters": (invoice("F" * 101), "reference"),
+    "a folio number below 1": (invoice(provider_options={"folio_number": 0}), "provider_options.folio_number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN_CREATES))
+async def test_a_create_the_spec_forbids_is_refused_before_sending(
+    client: billkit.AsyncClient, box: FacturapiSandbox, name: str
+) -> None:
+    bill, field = FORBIDDEN_CREATES[name]
+    with pytest.raises(billkit.ValidationError) as info:
+        await client.create(bill)
+    assert field in info.value.fields and box.requests == []
+
+
+FORBIDDEN_LISTS: dict[str, tuple[dict[str, Any], str]] = {
+    "a naive date": ({"date_from": dt.datetime(2026, 11, 1)}, "date_from"),
+    "a limit over 100": ({"limit": 101}, "limit"),
+    "an unknown type": ({"type": "X"}, "type"),
+    "an unknown cancellation status": ({"cancellation_status": ["pending", "gone"]}, "cancellation_status"),
+    "a series over 25 characters": ({"series": "S" * 26}, "series"),
+    "an external_id over 100 characters": ({"external_id": "E" * 101}, "external_id"),
+    "an unknown filter": ({"colour": "red"}, "colour"),
+    "a uuid that is not one": ({"uuid": "abc"}, "uuid"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN_LISTS))
+async def test_a_search_the_spec_forbids_is_refused_before_sending(
+    client: billkit.AsyncClient, box: FacturapiSandbox, name: str
+) -> None:
+    filters, field = FORBIDDEN_LISTS[name]
+    with pytest.raises(billkit.ValidationError) as info:
+        [i async for i in client.native.list_invoices(**filters)]
+    assert field in info.value.fields and box.requests == []
+
+
+async def test_send_by_email_refuses_a_bad_address(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+    with pytest.raises(billkit.ValidationError) as info:
+        await client.native.send_by_email("inv_1", ["ok@example.mx", "not an address"])
+    assert info.value.fields == ["email[1]"] and box.requests == []
+
+
+async def test_paging_never_asks_for_a_page_beyond_the_thirtieth(
+    client: billkit.AsyncClient, box: FacturapiSandbox
+) -> None:
+    for i in range(31):
+        await client.create(invoice(f"FA-PG{i:02d}"))
+    pages: list[Any] = []
+    with pytest.raises(billkit.ValidationError, match="narrow"):
+        async for page in client.native.list_invoice_pages(limit=1):
+            pages.append(page)
+    asked = sorted(int(r.params["page"]) for r in box.received("GET", "/invoices") if r.path == "/invoices")
+    assert len(pages) == 30 and asked == list(range(1, 31))
+
+
+async def test_dates_and_lists_go_out_as_the_spec_says(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+    since = dt.datetime(2026, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=-6)))
+    [i async for i in client.native.list_invoices(date_from=since, cancellation_status=["pending", "accepted"])]
+    [query] = [r for r in box.received("GET") if r.path == "/invoices"]
+    assert query.params["date[gte]"] == "2026-11-01T00:00:00-06:00"

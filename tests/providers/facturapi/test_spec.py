@@ -249,3 +249,91 @@ def test_every_webhook_example_parses_into_an_event() -> None:
         assert event.type == example.get("type"), name
         seen += 1
     assert seen == len(hooks) >= 5
+
+
+# -- query strings ------------------------------------------------------------------------------------------------
+
+
+def _parameters(path: str) -> dict[str, Any]:
+    params = {}
+    for param in spec()["paths"][path]["get"]["parameters"]:
+        param = resolve(param)
+        params[param["name"]] = resolve(param.get("schema", {}))
+    return params
+
+
+def _check_query(path: str, query: dict[str, Any]) -> None:
+    """Every parameter of ``query`` is one ``GET path`` declares, and its value validates against its schema (a
+    date-time must be RFC 3339: with an offset). Values are strings on the wire; integers are read back."""
+    from jsonschema import Draft202012Validator
+
+    declared = _parameters(path)
+    for name, value in query.items():
+        if name.startswith("date["):
+            schema = resolve(declared["date"])["properties"][name[5:-1]]
+        else:
+            assert name in declared, f"{name} is not a parameter of GET {path}"
+            schema = declared[name]
+        if schema.get("type") == "integer":
+            value = int(value)
+        errors = list(Draft202012Validator({**schema, "components": spec()["components"]}).iter_errors(value))
+        assert not errors, (name, value, [e.message for e in errors])
+        if schema.get("format") == "date-time":
+            assert dt.datetime.fromisoformat(value).tzinfo is not None, (name, value)
+
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "by reference": {"external_id": "FA-0001"},
+    "every filter": {
+        "q": "KEMPER", "customer": "58e93bd8e86eb318b0197456", "series": "F", "type": "I", "payment_method": "PPD",
+        "payment_status": "unpaid", "issuer_type": "issuing", "folio_number": 12,
+        "uuid": "39c85a3f-275b-4341-b259-e8971d9f8a94", "cancellation_status": ["pending", "accepted"],
+        "date_from": dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
+        "date_to": dt.datetime(2026, 12, 1, tzinfo=dt.timezone(dt.timedelta(hours=-6))),
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+@pytest.mark.anyio
+async def test_every_invoice_search_the_adapter_sends_validates_against_the_spec(name: str) -> None:
+    import billkit
+    from billkit.providers.facturapi.sandbox import FacturapiSandbox
+
+    box = FacturapiSandbox()
+    async with billkit.AsyncClient("facturapi", sandbox=box) as client:
+        await client.create(invoice())
+        [item async for item in client.native.list_invoices(limit=50, **QUERIES[name])]
+        [item async for item in client.native.list_customers("KEMPER")]
+    searches = [r for r in box.requests if r.method == "GET" and r.path in ("/invoices", "/customers")]
+    assert searches
+    for request in searches:
+        query: dict[str, Any] = dict(request.params)
+        if "cancellation_status" in query:  # repeated keys on the wire: the recorded dict keeps the last one
+            query["cancellation_status"] = [query["cancellation_status"]]
+        _check_query(request.path, query)
+
+
+@pytest.mark.anyio
+async def test_the_email_and_cancel_requests_validate_against_the_spec() -> None:
+    from jsonschema import Draft202012Validator
+
+    import billkit
+    from billkit.providers.facturapi.sandbox import FacturapiSandbox
+
+    box = FacturapiSandbox()
+    async with billkit.AsyncClient("facturapi", sandbox=box) as client:
+        created = await client.create(invoice())
+        assert created.provider_id is not None
+        await client.native.send_by_email(created.provider_id, ["a@example.mx", "b@example.mx"])
+        await client.native.send_by_email(created.provider_id, "c@example.mx")
+        await client.native.cancel(created.provider_id, "02")
+    operation = spec()["paths"]["/invoices/{invoice_id}/email"]["post"]
+    schema = resolve(operation["requestBody"])["content"]["application/json"]["schema"]
+    check = Draft202012Validator({**schema, "components": spec()["components"]})
+    bodies = [r.body for r in box.received("POST") if r.path.endswith("/email")]
+    assert len(bodies) == 2 and all(not list(check.iter_errors(as_json(b))) for b in bodies)
+    deletes = {r.params["motive"] for r in box.received("DELETE")}
+    params = {resolve(p)["name"]: resolve(p) for p in spec()["paths"]["/invoices/{invoice_id}"]["delete"]["parameters"]}
+    assert deletes <= set(resolve(params["motive"]["schema"])["enum"])

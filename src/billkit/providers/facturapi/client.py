@@ -32,6 +32,7 @@ with that message; a failure seen by polling says where to find it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,6 +51,7 @@ from billkit.flows import AsyncIO, Emit, Flow, Gather, M, Native, Stream, SyncIO
 from billkit.models import Bill, BillStatus, Party
 from billkit.operations import PollResult, Started
 from billkit.providers.facturapi.mapping import (
+    EMAIL,
     PROVIDER,
     customer_input,
     error_from_response,
@@ -296,31 +298,105 @@ class FacturapiAdapter(Adapter):
 # -- listings, shared by the adapter's look-ups and the native client ---------------------------------------------
 
 
+#: ``GET /invoices`` and ``GET /customers`` serve pages 1 to 30 (``page.maximum`` in the spec)
+MAX_PAGE = 30
+_ENUM_FILTERS: dict[str, frozenset[str]] = {
+    "type": frozenset({"I", "E", "P", "N", "T"}),
+    "payment_method": frozenset({"PUE", "PPD"}),
+    "payment_status": frozenset({"paid", "unpaid"}),
+    "issuer_type": frozenset({"issuing", "receiving"}),
+}
+_CANCELLATION_STATUSES = frozenset({"none", "accepted", "pending", "rejected", "expired"})
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def rfc3339(name: str, value: dt.datetime) -> str:
+    """A date filter as the spec's ``format: date-time`` wants it. A naive datetime is refused (fail closed: billkit
+    will not guess whether you meant UTC or Mexico City)."""
+    if not isinstance(value, dt.datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError([Problem(name, f"{value!r}: give a timezone-aware datetime (RFC 3339)")],
+                              provider=PROVIDER)  # fmt: skip
+    return value.isoformat()
+
+
+def invoice_search(
+    *, limit: int, q: str | None, customer: str | None, external_id: str | None, series: str | None,
+    date_from: dt.datetime | None, date_to: dt.datetime | None, filters: Mapping[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The query of ``GET /invoices``, every parameter checked against the spec (ValidationError lists every
+    problem); a list value (``cancellation_status``) goes out as repeated keys, as the spec's arrays are."""
+    problems: list[Problem] = []
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        problems.append(Problem("limit", f"{limit}: Facturapi pages hold 1 to 100 results"))
+    params: dict[str, Any] = {"limit": str(limit)}
+    named = {"q": q, "customer": customer, "external_id": external_id, "series": series}
+    for name, value in {**named, **filters}.items():
+        if value is None:
+            continue
+        if name in _ENUM_FILTERS:
+            if value not in _ENUM_FILTERS[name]:
+                problems.append(Problem(name, f"{value!r}: one of {', '.join(sorted(_ENUM_FILTERS[name]))}"))
+        elif name == "cancellation_status":
+            statuses = [value] if isinstance(value, str) else list(value)
+            bad = [v for v in statuses if v not in _CANCELLATION_STATUSES]
+            if bad or not statuses:
+                problems.append(
+                    Problem(name, f"{bad or statuses!r}: each one of {', '.join(sorted(_CANCELLATION_STATUSES))}")
+                )
+            params[name] = statuses
+            continue
+        elif name == "folio_number":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(Problem(name, f"{value!r}: a whole number from 1"))
+        elif name == "uuid":
+            if not isinstance(value, str) or not _UUID.match(value):
+                problems.append(Problem(name, f"{value!r} is not a UUID"))
+        elif name in ("q", "customer", "external_id", "series"):
+            limit_of = {"series": 25, "external_id": 100}.get(name)
+            if not isinstance(value, str) or (limit_of is not None and len(value) > limit_of):
+                problems.append(Problem(name, f"a string of at most {limit_of} characters" if limit_of else "a string"))
+        else:
+            problems.append(Problem(name, "not a filter of GET /invoices"))
+            continue
+        params[name] = str(value)
+    for name, key, value in (("date_from", "date[gte]", date_from), ("date_to", "date[lt]", date_to)):
+        if value is not None:
+            try:
+                params[key] = rfc3339(name, value)
+            except ValidationError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ValidationError(problems, provider=PROVIDER)
+    return params
+
+
+def _too_many_pages() -> ValidationError:
+    return ValidationError(
+        [Problem("date_from", f"the search has more than {MAX_PAGE} pages, the most Facturapi serves: narrow it with "
+                              "date_from / date_to (or a filter) and search each part")],
+        provider=PROVIDER,
+    )  # fmt: skip
+
+
 def invoice_pages(
     adapter: FacturapiAdapter, *, limit: int = 100, q: str | None = None, customer: str | None = None,
     external_id: str | None = None, series: str | None = None, date_from: dt.datetime | None = None,
-    date_to: dt.datetime | None = None, **filters: str,
+    date_to: dt.datetime | None = None, **filters: Any,
 ) -> Stream:  # fmt: skip
-    """Pages of ``GET /invoices`` (newest first), following ``page`` up to ``total_pages``."""
-    if not 1 <= limit <= 100:
-        raise ValidationError([Problem("limit", f"{limit}: Facturapi pages hold 1 to 100 results")], provider=PROVIDER)
-    params: dict[str, str] = {"limit": str(limit), **filters}
-    for name, value in (("q", q), ("customer", customer), ("external_id", external_id), ("series", series)):
-        if value is not None:
-            params[name] = value
-    if date_from is not None:
-        params["date[gte]"] = date_from.isoformat()
-    if date_to is not None:
-        params["date[lt]"] = date_to.isoformat()
+    """Pages of ``GET /invoices`` (newest first), following ``page`` up to ``total_pages``; beyond the spec's 30th
+    page it stops with a ValidationError that says to narrow the search (billkit never asks for page 31)."""
+    params = invoice_search(limit=limit, q=q, customer=customer, external_id=external_id, series=series,
+                            date_from=date_from, date_to=date_to, filters=filters)  # fmt: skip
     page = 1
     while True:
-        response = yield from adapter.ctx.transport.send(
-            Request("GET", "/invoices", params={**params, "page": str(page)})
-        )
+        request = Request("GET", "/invoices", params={**params, "page": str(page)})
+        response = yield from adapter.ctx.transport.send(request)
         result = read(SearchResult, response.json(), response)
         yield Emit(result)
         if not result.data or result.total_pages is None or page >= result.total_pages:
             return
+        if page >= MAX_PAGE:
+            raise _too_many_pages()
         page += 1
 
 
@@ -357,13 +433,16 @@ class FacturapiNative(Native[M]):
     def list_invoice_pages(
         self, /, *, limit: int = 100, q: str | None = None, customer: str | None = None, external_id: str | None = None,
         series: str | None = None, date_from: dt.datetime | None = None, date_to: dt.datetime | None = None,
-        **filters: str,
+        **filters: Any,
     ) -> Stream:  # fmt: skip
         """Pages of ``GET /invoices`` (newest first), following ``page`` up to ``total_pages``.
 
-        Facturapi serves at most 30 pages (3,000 invoices at ``limit=100``); beyond that it answers
-        ``page_too_large``: narrow the search with ``date_from`` / ``date_to`` (sent as ``date[gte]`` /
-        ``date[lt]``).
+        Every parameter is checked against the spec before anything is sent: ``limit`` 1-100, ``series`` at most
+        25 characters, ``external_id`` 100, ``type`` / ``payment_method`` / ``payment_status`` / ``issuer_type``
+        from their enums, ``folio_number`` from 1, ``uuid`` a UUID, ``cancellation_status`` one or a list of
+        ``none accepted pending rejected expired`` (sent as repeated keys), no other filter name. ``date_from`` /
+        ``date_to`` (sent as ``date[gte]`` / ``date[lt]``) must be timezone-aware. Facturapi serves at most 30 pages
+        (3,000 invoices at ``limit=100``): past them this stops with a ValidationError saying to narrow the search.
         """
         return invoice_pages(self._adapter, limit=limit, q=q, customer=customer, external_id=external_id,
                              series=series, date_from=date_from, date_to=date_to, **filters)  # fmt: skip
@@ -433,8 +512,11 @@ class FacturapiNative(Native[M]):
         body: dict[str, Any] = {}
         if email is not None:
             addresses = [email] if isinstance(email, str) else list(email)
-            if not 1 <= len(addresses) <= 10:
-                raise ValidationError([Problem("email", "1 to 10 addresses")], provider=PROVIDER)
+            problems = [Problem("email", "1 to 10 addresses")] if not 1 <= len(addresses) <= 10 else []
+            problems += [Problem(f"email[{i}]", f"{a!r} is not an e-mail address") for i, a in enumerate(addresses)
+                         if not isinstance(a, str) or not EMAIL.match(a)]  # fmt: skip
+            if problems:
+                raise ValidationError(problems, provider=PROVIDER)
             body["email"] = addresses[0] if isinstance(email, str) else addresses
         response = yield from self._send(Request("POST", "/invoices/{}/email", ids=(invoice_id,), json=body))
         data = response.json_or_none()
@@ -457,7 +539,11 @@ class FacturapiNative(Native[M]):
 
     @stream_of(Customer)
     def list_customers(self, q: str | None = None, *, limit: int = 100) -> Stream:
-        """Every customer whose legal name or RFC matches ``q`` (all when None), across pages."""
+        """Every customer whose legal name or RFC matches ``q`` (all when None), across pages (at most the spec's 30;
+        past them a ValidationError says to narrow ``q``)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ValidationError([Problem("limit", f"{limit}: Facturapi pages hold 1 to 100 results")],
+                                  provider=PROVIDER)  # fmt: skip
         params = {"limit": str(limit), **({"q": q} if q else {})}
         page = 1
         while True:
@@ -467,4 +553,6 @@ class FacturapiNative(Native[M]):
                 yield Emit(read(Customer, item))
             if not result.data or result.total_pages is None or page >= result.total_pages:
                 return
+            if page >= MAX_PAGE:
+                raise _too_many_pages()
             page += 1

@@ -141,6 +141,12 @@ _PRODUCT_KEY = re.compile(r"^\d{8}$")
 _PAYMENT_FORM = re.compile(r"^\d{2}$")
 _USE = re.compile(r"^[A-Z]{1,2}\d{2}$")
 _TAXABILITY = re.compile(r"^0[1-8]$")
+#: an e-mail address as the spec's ``format: email`` means it (one @, a dot in the domain, no spaces)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: ``external_id`` is searchable (``GET /invoices?external_id=``) only up to the spec's 100 characters
+MAX_EXTERNAL_ID = 100
+_EXPORT = frozenset({"01", "02", "03", "04"})
+_GLOBAL_REQUIRED = ("periodicity", "months", "year")
 _TAX_TYPES = frozenset({"IVA", "ISR", "IEPS"})
 _FACTORS = frozenset({"Tasa", "Cuota", "Exento"})
 #: customer options that belong to the address object
@@ -203,6 +209,10 @@ def prepare_request(
     if "async" in options:
         problem("provider_options.async", "async is a query parameter: use client.submit() for async stamping")
 
+    if bill.reference is not None and len(bill.reference) > MAX_EXTERNAL_ID:
+        problem(
+            "reference", f"at most {MAX_EXTERNAL_ID} characters (Facturapi's external_id); got {len(bill.reference)}"
+        )
     customer = _customer(bill.counterparty, problem)
     currency = _currency(bill, options, problem)
     items = _items(bill, currency, problem)
@@ -259,6 +269,8 @@ def _customer(party: Party | None, problem: Report) -> CustomerInput | str | Non
         problem("counterparty.provider_options.tax_system", "required: the SAT tax regime, 3 digits such as '601'")
     elif not _TAX_SYSTEM.match(tax_system):
         problem("counterparty.provider_options.tax_system", f"{tax_system!r} is not a 3-digit SAT tax regime")
+    if party.email is not None and not EMAIL.match(party.email):
+        problem("counterparty.email", f"{party.email!r} is not an e-mail address")
     address = party.address or Address()
     zip_code = address.postal_code or ""
     if not zip_code:
@@ -429,6 +441,20 @@ def _check_codes(options: Mapping[str, Any], problem: Report) -> None:
     series = options.get("series")
     if series is not None and len(str(series)) > 25:
         problem("provider_options.series", "at most 25 characters")
+    conditions = options.get("conditions")
+    if conditions is not None and not (isinstance(conditions, str) and 1 <= len(conditions) <= 1000):
+        problem("provider_options.conditions", "1 to 1000 characters of text (leave it out for none)")
+    export = options.get("export")
+    if export is not None and export not in _EXPORT:
+        problem("provider_options.export", f"{export!r}: one of {', '.join(sorted(_EXPORT))}")
+    global_ = options.get("global")
+    if global_ is not None:
+        missing = [k for k in _GLOBAL_REQUIRED if not isinstance(global_, Mapping) or global_.get(k) is None]
+        if missing:
+            problem("provider_options.global", f"a global invoice needs {', '.join(missing)}")
+    folio = options.get("folio_number")
+    if folio is not None and (isinstance(folio, bool) or not isinstance(folio, int) or folio < 1):
+        problem("provider_options.folio_number", f"{folio!r}: a whole number from 1")
 
 
 def _date(issue: dt.date | None, today: dt.date, problem: Report) -> str | None:
