@@ -31,6 +31,7 @@ mode: on ``AsyncClient(...).native`` a method returns an awaitable (a stream an 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import threading
@@ -120,17 +121,18 @@ class Exchange:
     """One HTTP attempt, fully built (URL, headers, body). ``max_bytes`` bounds the answer's body; ``timeout`` is
     set when what is left of the request's total budget is tighter than the client's timeouts."""
 
-    __slots__ = ("content", "headers", "max_bytes", "method", "params", "timeout", "url")
+    __slots__ = ("content", "headers", "max_bytes", "method", "params", "stream_to", "timeout", "url")
 
     def __init__(
         self,
         method: str,
         url: str,
-        params: Mapping[str, str] | None,
+        params: Mapping[str, Any] | None,
         headers: Mapping[str, str],
         content: bytes | None,
         max_bytes: int,
         timeout: httpx.Timeout | None = None,
+        stream_to: str | None = None,
     ) -> None:
         self.method = method
         self.url = url
@@ -139,6 +141,7 @@ class Exchange:
         self.content = content
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.stream_to = stream_to  # a 2xx body goes to this file (whole, or not at all), not into memory
 
     def __repr__(self) -> str:
         return f"Exchange({self.method} {self.url})"
@@ -427,6 +430,28 @@ class Lane:
         self.timeout = http.timeout.as_dict()
 
 
+class _Download:
+    """A body streamed to ``path``: written to ``path.part``, which replaces ``path`` only once it is whole (an
+    attempt that breaks off leaves the previous file, or none, never half of one)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.part = path + ".part"
+        self._file: Any = None
+
+    def __enter__(self) -> Any:
+        self._file = open(self.part, "wb")
+        return self._file
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        self._file.close()
+        if kind is None:
+            os.replace(self.part, self.path)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(self.part)
+
+
 def _request(ex: Exchange, timeout: dict[str, float | None]) -> httpx.Request:
     return httpx.Request(
         ex.method,
@@ -529,6 +554,11 @@ class AsyncIO(_IO):
                 )
                 response = await lane.http.send(request, stream=True)
             try:
+                if ex.stream_to is not None and response.status_code < 300:
+                    with _Download(ex.stream_to) as file:
+                        async for chunk in response.aiter_bytes():
+                            file.write(chunk)
+                    return Answer(response.status_code, response.headers, b"")
                 if _declared_too_large(response.headers, ex.max_bytes):
                     return _too_large(response.status_code, ex.max_bytes)
                 parts: list[bytes] = []
@@ -670,6 +700,11 @@ class SyncIO(_IO):
                 )
                 response = lane.http.send(request, stream=True)
             try:
+                if ex.stream_to is not None and response.status_code < 300:
+                    with _Download(ex.stream_to) as file:
+                        for chunk in response.iter_bytes():
+                            file.write(chunk)
+                    return Answer(response.status_code, response.headers, b"")
                 if _declared_too_large(response.headers, ex.max_bytes):
                     return _too_large(response.status_code, ex.max_bytes)
                 parts: list[bytes] = []

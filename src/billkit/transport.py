@@ -175,6 +175,7 @@ class Request:
         "params",
         "path",
         "reference",
+        "stream_to",
     )
 
     def __init__(
@@ -191,6 +192,7 @@ class Request:
         reference: str | None = None,
         how_to_check: str = "",
         max_bytes: int | None = None,
+        stream_to: str | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -204,6 +206,8 @@ class Request:
         self.reference = reference
         self.how_to_check = how_to_check
         self.max_bytes = max_bytes
+        #: a download: a 2xx body is written to this file (whole or not at all) instead of read into memory
+        self.stream_to = stream_to
 
     @property
     def safe(self) -> bool:
@@ -663,6 +667,7 @@ class Transport:
             headers,
             content,
             request.max_bytes or self.max_response_bytes,
+            stream_to=request.stream_to,
         )
 
     def send(self, request: Request) -> Flow[Response]:
@@ -770,5 +775,12 @@ class Transport:
 
 def _with_timeout(exchange: Exchange, timeout: httpx.Timeout) -> Exchange:
     return Exchange(
-        exchange.method, exchange.url, exchange.params, exchange.headers, exchange.content, exchange.max_bytes, timeout
+        exchange.method,
+        exchange.url,
+        exchange.params,
+        exchange.headers,
+        exchange.content,
+        exchange.max_bytes,
+        timeout,
+        exchange.stream_to,
     )

@@ -382,3 +382,27 @@ async def test_dates_and_lists_go_out_as_the_spec_says(client: billkit.AsyncClie
     [i async for i in client.native.list_invoices(date_from=since, cancellation_status=["pending", "accepted"])]
     [query] = [r for r in box.received("GET") if r.path == "/invoices"]
     assert query.params["date[gte]"] == "2026-11-01T00:00:00-06:00"
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+async def test_a_download_streams_to_a_file_whole_or_not_at_all(
+    box: FacturapiSandbox, tmp_path: Any, blocking: bool
+) -> None:
+    target = tmp_path / "invoice.zip"
+    async with billkit.AsyncClient("facturapi", sandbox=box) as maker:
+        made = await maker.create(invoice("FA-DL"))
+    assert made.provider_id is not None
+    small = 32  # smaller than the ZIP: read into memory it is refused, streamed to a file it is not
+    if blocking:
+        with billkit.Client("facturapi", sandbox=box, max_response_bytes=small) as sync:
+            with pytest.raises(billkit.ResponseTooLargeError):
+                sync.native.download(made.provider_id, "zip")
+            assert sync.native.download_to(made.provider_id, "zip", target) == str(target)
+    else:
+        async with billkit.AsyncClient("facturapi", sandbox=box, max_response_bytes=small) as client:
+            with pytest.raises(billkit.ResponseTooLargeError):
+                await client.native.download(made.provider_id, "zip")
+            assert await client.native.download_to(made.provider_id, "zip", target) == str(target)
+    with zipfile.ZipFile(target) as archive:
+        assert archive.namelist()
+    assert target.stat().st_size > small and not (tmp_path / "invoice.zip.part").exists()

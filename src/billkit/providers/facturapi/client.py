@@ -32,6 +32,7 @@ with that message; a failure seen by polling says where to find it.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -485,13 +486,29 @@ class FacturapiNative(Native[M]):
 
     @operation
     def download(self, invoice_id: str, format: Literal["pdf", "xml", "zip"]) -> Flow[bytes]:
-        """``GET /invoices/{id}/{pdf,xml,zip}``: the file's bytes (a draft has a PDF but no XML)."""
+        """``GET /invoices/{id}/{pdf,xml,zip}``: the file's bytes (a draft has a PDF but no XML), up to the client's
+        ``max_response_bytes``; :meth:`download_to` streams a file of any size to disk."""
         if format not in DOWNLOAD_FORMATS:
             raise ValidationError([Problem("format", f"{format!r}: one of {', '.join(DOWNLOAD_FORMATS)}")],
                                   provider=PROVIDER)  # fmt: skip
         response = yield from self._send(Request("GET", "/invoices/{}/" + format, ids=(invoice_id,),
                                                  headers={"accept": "*/*"}))  # fmt: skip
         return response.content
+
+    @operation
+    def download_to(
+        self, invoice_id: str, format: Literal["pdf", "xml", "zip"], path: str | os.PathLike[str]
+    ) -> Flow[str]:
+        """``GET /invoices/{id}/{pdf,xml,zip}`` streamed into the file ``path`` (no size limit, nothing held in
+        memory); the file appears only once it is whole. Returns the path."""
+        if format not in DOWNLOAD_FORMATS:
+            raise ValidationError([Problem("format", f"{format!r}: one of {', '.join(DOWNLOAD_FORMATS)}")],
+                                  provider=PROVIDER)  # fmt: skip
+        target = os.fspath(path)
+        request = Request("GET", "/invoices/{}/" + format, ids=(invoice_id,), headers={"accept": "*/*"},
+                          stream_to=target)  # fmt: skip
+        yield from self._send(request)
+        return target
 
     @operation
     def download_pdf(self, invoice_id: str) -> Flow[bytes]:
