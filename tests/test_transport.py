@@ -445,3 +445,13 @@ async def test_an_oversized_answer_is_refused_without_reading_the_rest(declared:
     with pytest.raises(billkit.ResponseTooLargeError) as info:
         await wire.send(Request("GET", "/invoices"))
     assert info.value.status_code == 200 and len(produced) <= (0 if declared else 5)
+
+
+def test_a_whole_number_beyond_100_digits_is_refused_not_written() -> None:
+    """Found by the fuzzer (make soak): a 300-digit int in provider_options got past the check."""
+    from billkit.transport import json_problems
+
+    huge = 10**300
+    assert [path for path, _ in json_problems({"zzz": huge, "ok": 10**99})] == ["zzz"]
+    with pytest.raises(ValueError, match="100 digits"):
+        dumps({"zzz": huge})

@@ -498,12 +498,18 @@ def check_sendable(body: Any, *, provider: str, prefix: str = "") -> None:
         )
 
 
-_PLAIN = frozenset({str, int, bool, type(None)})
+_PLAIN = frozenset({str, bool, type(None)})
+#: the largest whole number billkit writes (a longer one is no amount, and Python refuses to print past 4300 digits)
+_MAX_INT = 10**100
 
 
 def _json_problems(value: Any, path: str, out: list[tuple[str, str]]) -> None:
     kind = type(value)
     if kind in _PLAIN:
+        return
+    if kind is int:
+        if not -_MAX_INT < value < _MAX_INT:
+            out.append((path or "body", "a whole number of more than 100 digits is out of range"))
         return
     if kind is dict:
         for key, item in value.items():
@@ -561,6 +567,8 @@ def _encode(value: Any, out: list[str]) -> None:
             raise ValueError(f"{value} is out of range for a JSON number billkit sends")
         out.append(format(value, "f"))
     elif kind is int:
+        if not -_MAX_INT < value < _MAX_INT:
+            raise ValueError("a whole number of more than 100 digits is out of range")
         out.append(int.__repr__(value))
     elif value is None:
         out.append("null")
@@ -587,7 +595,7 @@ def _encode_other(value: Any, out: list[str]) -> None:
     elif isinstance(value, float):  # before int: never a float, whatever its subclass
         raise TypeError("billkit never sends floats; use Decimal")
     elif isinstance(value, int):
-        out.append(str(int(value)))
+        _encode(int(value), out)
     elif isinstance(value, Mapping):
         _encode(dict(value), out)
     elif isinstance(value, (list, tuple)):
