@@ -17,6 +17,8 @@ tokens, ``wait_for`` and webhooks.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hmac
 import importlib
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
+import pydantic
 
 from billkit.clock import Clock, SystemClock
 from billkit.errors import (
@@ -268,10 +271,30 @@ class _CompositeState(TokenState):
     """A composite bulk (v2 tokens): the children's common kind, ids in order, the states and kinds that differ."""
 
     kind: str
-    ids: list[str | None]
+    ids: list[str | None] | None
+    hex_ids: str | None = None  # ids of 24 hex digits packed 12 bytes each (None where an item failed)
     states: dict[str, dict[str, Any]]
     kinds: dict[str, str]
     errors: dict[str, str]
+
+    @pydantic.model_validator(mode="after")
+    def _ids(self) -> _CompositeState:
+        if (self.ids is None) == (self.hex_ids is None):
+            raise ValueError("a composite has ids or hex_ids")
+        return self
+
+    def child_ids(self) -> list[str | None]:
+        if self.ids is not None:
+            return self.ids
+        assert self.hex_ids is not None
+        try:
+            packed = base64.urlsafe_b64decode(self.hex_ids)
+        except (binascii.Error, ValueError):
+            raise TokenError("resume token state of kind 'composite' has hex_ids that are not base64") from None
+        if len(packed) % 12:
+            raise TokenError("resume token state of kind 'composite' has hex_ids of a wrong length")
+        chunks = [packed[i : i + 12] for i in range(0, len(packed), 12)]
+        return [None if not any(c) else c.hex() for c in chunks]
 
 
 class _LegacyItem(TokenState):
@@ -490,7 +513,7 @@ class _Base:
                     items.append((item["kind"], item["id"], item["state"], None))
         else:
             check_state({"composite": _CompositeState}, "composite", state)
-            for index, child_id in enumerate(state["ids"]):
+            for index, child_id in enumerate(_CompositeState.model_validate(state).child_ids()):
                 key = str(index)
                 if child_id is None:
                     items.append((None, None, None, state["errors"].get(key, "not submitted")))

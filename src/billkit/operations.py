@@ -25,12 +25,14 @@ The design (design.md section 3, "waiting is not polling"):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import enum
 import heapq
 import itertools
 import logging
 import random
+import re
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
@@ -309,7 +311,17 @@ def composite_state(children: Sequence[_Core | BillkitError]) -> dict[str, Any]:
             states[str(index)] = child.token_state
         if child.kind != common:
             kinds[str(index)] = child.kind
-    return {"kind": common, "ids": ids, "states": states, "kinds": kinds, "errors": errors}
+    state: dict[str, Any] = {"kind": common, "ids": ids, "states": states, "kinds": kinds, "errors": errors}
+    present = [i for i in ids if i is not None]
+    if present and all(len(i) == 24 and _HEX.fullmatch(i) for i in present):
+        # ids of 24 hex digits (Facturapi's): 12 bytes each instead of 26 characters of JSON
+        packed = b"".join(bytes.fromhex(i) if i is not None else bytes(12) for i in ids)
+        state["ids"] = None
+        state["hex_ids"] = base64.urlsafe_b64encode(packed).decode()
+    return state
+
+
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 PollFlow = Callable[[str, Mapping[str, Any]], Flow[PollResult]]

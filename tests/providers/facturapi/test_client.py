@@ -406,3 +406,18 @@ async def test_a_download_streams_to_a_file_whole_or_not_at_all(
     with zipfile.ZipFile(target) as archive:
         assert archive.namelist()
     assert target.stat().st_size > small and not (tmp_path / "invoice.zip.part").exists()
+
+
+async def test_a_bulk_token_packs_the_invoice_ids_and_resumes_every_item(box: FacturapiSandbox) -> None:
+    bills = [invoice(f"FA-T{i:03d}") for i in range(300)]
+    bills.insert(7, invoice("FA-BAD", tax_id="not-an-rfc"))
+    async with billkit.AsyncClient("facturapi", sandbox=box) as first:
+        with pytest.raises(billkit.ValidationError):
+            await first.submit_many(bills)  # one bad bill: nothing is sent
+        bulk = await first.submit_many([b for b in bills if b.reference != "FA-BAD"])
+        token = bulk.token
+    assert len(token) <= 17 * 300 + 256, len(token)
+    async with billkit.AsyncClient("facturapi", sandbox=box) as second:
+        result = await (await second.resume(token))
+    assert [i.index for i in result] == list(range(300)) and len(result.succeeded) == 300
+    assert {i.bill.reference for i in result if i.bill} == {f"FA-T{i:03d}" for i in range(300)}
