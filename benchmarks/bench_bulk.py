@@ -19,8 +19,8 @@ Rounds are interleaved (billkit, floor), ``ROUNDS`` rounds, median time (a floor
 ``FLOOR_REPEAT`` runs, as one run takes only a few milliseconds); memory is measured in separate runs
 under tracemalloc (peak bytes during the run / number of bills). Prints:
 
-* time, billkit / floor           (target <= 3)
-* peak bytes per bill, billkit and floor, and billkit / floor
+* time, billkit / floor           (target <= 5)
+* peak bytes per bill, billkit and floor, and billkit / floor   (target <= 3)
 
 Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_bulk.py [bills]``).
 """
@@ -48,7 +48,8 @@ from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 
 BILLS = 10_000
 ROUNDS = 3
-TARGET = 3.0
+TARGET = 5.0
+MEMORY_TARGET = 3.0
 FLOOR_REPEAT = 10
 
 
@@ -169,8 +170,9 @@ def main(n: int = BILLS, rounds: int = ROUNDS) -> None:
           f"(target <= {TARGET:g})")  # fmt: skip
     print(f"peak memory per bill: billkit {mem_billkit:.0f} B, floor {mem_floor:.0f} B, "
           f"ratio billkit / floor = {mem_ratio:.1f}x")  # fmt: skip
-    verdict = "MET" if ratio <= TARGET else "MISSED"
-    print(f"target bulk/floor <= {TARGET:g}x: {verdict} ({ratio:.1f}x)")
+    print(f"target bulk/floor <= {TARGET:g}x: {'PASS' if ratio <= TARGET else 'MISSED'} ({ratio:.1f}x)")
+    print(f"target memory per bill billkit/floor <= {MEMORY_TARGET:g}x: "
+          f"{'PASS' if mem_ratio <= MEMORY_TARGET else 'MISSED'} ({mem_ratio:.1f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":
