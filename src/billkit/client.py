@@ -347,6 +347,10 @@ class _Base:
     _transport: Transport
     _ctx: AdapterContext
     _scheduler: Scheduler
+    _owns_scheduler: bool
+    _owns_adapter: bool
+    _owns_http: bool
+    _native: Native[Any] | None
     _closed: bool
 
     def _configure(
@@ -563,6 +567,24 @@ class _Base:
         twin._adapter = self._adapter
         twin._token_key = self._token_key
         twin._closed = False
+        twin._owns_http = False
+        twin._owns_adapter = False
+        twin._native = None
+
+    def _share_scheduler(self, twin: _Base, poll: PollPolicy | None) -> None:
+        """A copy with a poll policy of its own polls with a scheduler of its own; otherwise it shares this one.
+
+        Called once the copy's I/O driver is set, which the new scheduler reads through.
+        """
+        if poll is not None:
+            twin._scheduler = twin._new_scheduler(twin.poll_policy)
+            twin._owns_scheduler = True
+        else:
+            twin._scheduler = self._scheduler
+            twin._owns_scheduler = False
+
+    def _new_scheduler(self, policy: PollPolicy) -> Scheduler:
+        raise NotImplementedError
 
 
 def _token_key(given: str | bytes | TokenKey | None) -> TokenKey | None:
@@ -653,7 +675,7 @@ class AsyncClient(_Base):
         self._scheduler = self._new_scheduler(self.poll_policy)
         self._owns_scheduler = True
         self._owns_adapter = True
-        self._native: Native[Any] | None = None
+        self._native = None
 
     def _new_scheduler(self, policy: PollPolicy) -> AsyncPoller:
         return AsyncPoller(
@@ -695,16 +717,8 @@ class AsyncClient(_Base):
         twin = AsyncClient.__new__(AsyncClient)
         self._derive_fields(twin, retry, poll)
         twin._http = self._http
-        twin._owns_http = False
-        twin._owns_adapter = False
         twin._io = self._io.with_retry(twin.retry)
-        twin._native = None
-        if poll is not None:
-            twin._scheduler = twin._new_scheduler(twin.poll_policy)
-            twin._owns_scheduler = True
-        else:
-            twin._scheduler = self._scheduler
-            twin._owns_scheduler = False
+        self._share_scheduler(twin, poll)
         return twin
 
     # -- the common surface ----------------------------------------------------------------------------
@@ -839,7 +853,7 @@ class Client(_Base):
         self._scheduler = self._new_scheduler(self.poll_policy)
         self._owns_scheduler = True
         self._owns_adapter = True
-        self._native: Native[Any] | None = None
+        self._native = None
         on_fork(self, Client._after_fork)
 
     def _new_lane(self) -> Lane:
@@ -891,16 +905,8 @@ class Client(_Base):
         twin = Client.__new__(Client)
         self._derive_fields(twin, retry, poll)
         twin._http_transport = self._http_transport
-        twin._owns_http = False
-        twin._owns_adapter = False
         twin._io = self._io.with_retry(twin.retry)
-        twin._native = None
-        if poll is not None:
-            twin._scheduler = twin._new_scheduler(twin.poll_policy)
-            twin._owns_scheduler = True
-        else:
-            twin._scheduler = self._scheduler
-            twin._owns_scheduler = False
+        self._share_scheduler(twin, poll)
         return twin
 
     # -- the common surface ----------------------------------------------------------------------------
