@@ -143,6 +143,7 @@ def _every_error() -> list[BillkitError]:
         billkit.OperationCancelled("cancelled", provider="p", token="dG9rZW4"),
         billkit.TokenError("malformed", provider="p"),
         billkit.ClientClosedError("closed", provider="p"),
+        billkit.errors.JournalError("not a billkit journal"),
         billkit.WebhookVerificationError("forged", provider="p"),
     ]
     for cls in (

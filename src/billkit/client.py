@@ -239,6 +239,29 @@ class Adapter(ABC):
         return
         yield
 
+    # -- batches: what identifies a bill at the provider, and how to find it after a lost answer ------------------
+    #: how long after a send whose outcome is unknown a look-up that finds nothing proves the bill absent (a
+    #: provider whose listings may lag behind a create needs a settling time before billkit sends again)
+    reconcile_settle: ClassVar[float] = 0.0
+
+    @classmethod
+    def pin_key(cls, bill: Bill, seed: str, index: int) -> tuple[Bill, str]:
+        """``bill`` with the key that identifies it at the provider fixed (derived from ``seed`` and ``index``
+        unless the bill brings its own), so every send of it carries the same key; and that key as text."""
+        raise UnsupportedFeatureError(cls.name, "batches")
+
+    @classmethod
+    def key_taken(cls, error: BillkitError) -> bool:
+        """Whether ``error``, the answer to a send, says the bill's key is already held (the bill exists, or is
+        being created): the item is then looked up again, never failed."""
+        return False
+
+    def find_existing(self, bill: Bill, since: float | None) -> Flow[Bill | None]:
+        """The bill the provider holds under ``bill``'s pinned key, or None when a read shows it holds none.
+        ``since``: the wall time (epoch seconds) of the first send, where the look-up needs a window."""
+        raise UnsupportedFeatureError(self.name, "batches")
+        yield
+
 
 def adapter_class(provider: str) -> type[Adapter]:
     """The adapter class registered for ``provider`` (imported lazily)."""
@@ -439,6 +462,12 @@ class _Base:
     @property
     def capabilities(self) -> Capabilities:
         return self._adapter_cls.capabilities
+
+    def pin_key(self, bill: Bill, seed: str, index: int) -> tuple[Bill, str]:
+        """``bill`` with the key that identifies it at the provider fixed (Facturapi's idempotency key,
+        AcceptEasy's SRRID; BILL's vendor and invoice number), and that key: every later send of the returned bill,
+        from this process or another, carries the same key, so :meth:`find_existing` can find it. No I/O."""
+        return self._adapter_cls.pin_key(bill, seed, index)
 
     @property
     def requests_made(self) -> int:
@@ -738,6 +767,12 @@ class AsyncClient(_Base):
         self._check_open()
         return await self._io.run(self._adapter.get(provider_id))
 
+    async def find_existing(self, bill: Bill, *, since: float | None = None) -> Bill | None:
+        """The bill the provider holds under ``bill``'s key (see :meth:`pin_key`), or None when a safe read shows
+        it holds none. ``since``: the wall time of the first send, for providers that look in a time window."""
+        self._check_open()
+        return await self._io.run(self._adapter.find_existing(bill, since))
+
     async def submit(self, bill: Bill, *, deadline: float | None = None) -> Operation[Bill]:
         """Start creating ``bill``; the operation resolves when the provider is done with it."""
         self._check_open()
@@ -925,6 +960,12 @@ class Client(_Base):
     def get(self, provider_id: str) -> Bill:
         self._check_open()
         return self._io.run(self._adapter.get(provider_id))
+
+    def find_existing(self, bill: Bill, *, since: float | None = None) -> Bill | None:
+        """The bill the provider holds under ``bill``'s key (see :meth:`pin_key`), or None when a safe read shows
+        it holds none. ``since``: the wall time of the first send, for providers that look in a time window."""
+        self._check_open()
+        return self._io.run(self._adapter.find_existing(bill, since))
 
     def submit(self, bill: Bill, *, deadline: float | None = None) -> BlockingOperation[Bill]:
         self._check_open()

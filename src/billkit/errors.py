@@ -345,6 +345,10 @@ class TokenError(BillkitError):
     """A resume token that is malformed, of an unknown version, or from another provider."""
 
 
+class JournalError(BillkitError):
+    """A batch journal that cannot be used: not a billkit journal, a newer format, another provider's batch."""
+
+
 class ClientClosedError(BillkitError):
     """The client was closed (``close()`` / ``aclose()``); make a new one."""
 

@@ -435,6 +435,31 @@ class AcceptEasyAdapter(Adapter):
         result = BulkResult.lazy(len(srrids), item, provider=PROVIDER, provider_id=bulk_id)
         return result, (len(srrids) if final else ended)
 
+    # -- batches -------------------------------------------------------------------------------------------
+    @classmethod
+    def pin_key(cls, bill: Bill, seed: str, index: int) -> tuple[Bill, str]:
+        """The SRRID (unique at AcceptEasy, documented): the bill's own, else ``bk-<seed>-<index>``."""
+        own = bill.provider_options.get("SRRID")
+        if isinstance(own, str) and own:
+            return bill, own
+        srrid = bulk_srrid(seed, index)
+        return bill.model_copy(update={"provider_options": {**bill.provider_options, "SRRID": srrid}}), srrid
+
+    @classmethod
+    def key_taken(cls, error: BillkitError) -> bool:
+        """A refusal that reads like a duplicate SRRID (the wording is undocumented, see ``is_duplicate_srrid``)."""
+        return isinstance(error, APIError) and is_duplicate_srrid(error.message)
+
+    def find_existing(self, bill: Bill, since: float | None) -> Flow[Bill | None]:
+        """The bill with the pinned SRRID among those with its PaymentReference (a search, a safe read).
+
+        Sending again after a search found nothing is safe even while an earlier send is still queued: AcceptEasy
+        refuses a second bill with the same SRRID (documented), and billkit then finds the first one.
+        """
+        req = self.prepare(bill)
+        found = yield from self._find(req)
+        return None if found is None else to_bill(found)
+
     # -- webhooks --------------------------------------------------------------------------------------------
     def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent:
         """Check the Basic-auth ``secret`` (``"user:password"`` of your notification URL) and parse the body."""

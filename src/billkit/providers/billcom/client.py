@@ -561,6 +561,33 @@ class BillcomAdapter(Adapter):
         return out
 
     # -- native ------------------------------------------------------------------------------------------
+    # -- batches -------------------------------------------------------------------------------------------
+    #: BILL has no idempotency key, and whether a bill is listed at once after its create is not documented:
+    #: a look-up proves a bill absent only once this long has passed since it was sent
+    reconcile_settle = 120.0
+
+    @classmethod
+    def pin_key(cls, bill: Bill, seed: str, index: int) -> tuple[Bill, str]:
+        """BILL has no key of its own: the vendor and the invoice number (``reference``) identify a bill."""
+        vendor = bill.counterparty.provider_id if bill.counterparty else None
+        return bill, f"{vendor}/{bill.reference}"
+
+    def find_existing(self, bill: Bill, since: float | None) -> Flow[Bill | None]:
+        """The vendor's bill with this invoice number, among those created since ``since`` (less
+        ``RECONCILE_SKEW``); None when the listing holds none. The look-up raises when it cannot be made."""
+        request, currency = build_bill(bill)
+        start = (since if since is not None else self.ctx.clock.wall()) - RECONCILE_SKEW
+        filters: list[tuple[str, str, Any]] = [
+            ("vendorId", "eq", request.vendor_id),
+            ("createdTime", "gte", dt.datetime.fromtimestamp(start, tz=dt.timezone.utc)),
+        ]
+        listed: list[BillResponse] = yield from collect(bills(self, filters=filters))
+        for wire in listed:
+            if wire.vendor_id == request.vendor_id and wire.invoice_number == request.invoice.invoice_number:
+                found_currency = yield from self._currency_of(wire, currency)
+                return to_bill(wire, found_currency, wire.model_dump(by_alias=True, exclude_none=True))
+        return None
+
     def native_client(self, io: AsyncIO | SyncIO) -> BillcomNative[Any]:
         return BillcomNative(self, io)
 

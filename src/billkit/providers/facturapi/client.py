@@ -268,6 +268,28 @@ class FacturapiAdapter(Adapter):
             return ended
         return PollResult(status=bill.status, provider_status=bill.provider_status, retry_after=response.retry_after)
 
+    # -- batches -------------------------------------------------------------------------------------------
+    @classmethod
+    def pin_key(cls, bill: Bill, seed: str, index: int) -> tuple[Bill, str]:
+        """The idempotency key: the bill's own, else ``bk-<seed>-<index>``."""
+        own = bill.provider_options.get("idempotency_key")
+        if isinstance(own, str) and own:
+            return bill, own
+        key = f"bk-{seed}-{index:x}"
+        return bill.model_copy(update={"provider_options": {**bill.provider_options, "idempotency_key": key}}), key
+
+    def find_existing(self, bill: Bill, since: float | None) -> Flow[Bill | None]:
+        """The invoice holding the pinned key, looked up by the bill's ``external_id`` (its reference).
+
+        How long Facturapi keeps an idempotency key is not documented, so billkit does not rely on the key alone:
+        an item is sent again only when this look-up finds nothing (and then with the same key, which Facturapi
+        answers with the existing invoice if there is one). A bill without a reference cannot be looked up; None
+        then means "send again with the key", the reconciliation Facturapi documents.
+        """
+        req = self.prepare(bill)
+        found = yield from self._find(req)
+        return None if found is None else to_bill(found)
+
     # -- webhooks --------------------------------------------------------------------------------------------
     def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent:
         """Check ``Facturapi-Signature`` (HMAC-SHA256 of the raw body with the webhook ``secret``), parse the event."""

@@ -1,0 +1,502 @@
+"""Durable batches: many bills from a file (or any iterable) created exactly once, across kills and restarts.
+
+::
+
+    import billkit.batch
+
+    billkit.batch.create("march.journal", bills, provider="facturapi")     # the journal: every item, keyed
+    summary = billkit.batch.run("march.journal", sandbox=True)              # runs (or resumes) to the end
+    summary.counts   # {'done': 4998, 'failed': 2, ...}
+
+or, in async code, ``await billkit.batch.arun(journal, client)`` with your own :class:`~billkit.AsyncClient`.
+
+How an item is never created twice (the journal, :mod:`billkit.journal`, holds the states):
+
+* every bill gets the key that identifies it at the provider **when it is journaled** (Facturapi's idempotency
+  key, AcceptEasy's SRRID, BILL's vendor and invoice number: ``client.pin_key``), so every send of it, from any
+  process, carries the same key;
+* the intent (``sending``) is committed before the request goes out;
+* an item whose send may have reached the provider without an answer (a lost answer, or a process killed with
+  the item ``sending``) is **reconciled**: looked up by its key (``client.find_existing``, a safe read). Found,
+  it is done; proven absent (the look-up found nothing, at least the provider's ``reconcile_settle`` seconds
+  after the send), it is sent again with the same key. Only when no look-up can be made in ``rounds`` tries is an
+  item left ``unknown``;
+* a submission the provider accepted is resumed from its token, never sent again.
+
+Sends go out in chunks through ``submit_many`` (AcceptEasy's and BILL's bulks, Facturapi's concurrent creates),
+``workers`` chunks at once; the provider's own in-flight limit holds per client, and across processes that share
+a journal through :class:`Slots` (lock files next to the journal, released by the OS when a process dies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+
+from billkit.errors import (
+    APIError,
+    BillkitError,
+    BulkRejected,
+    OperationCancelled,
+    OperationFailed,
+    OperationTimeout,
+    UnsupportedFeatureError,
+    ValidationError,
+)
+from billkit.flows import LazyModule
+from billkit.journal import TERMINAL, Item, Journal, JournalError
+from billkit.models import Bill, BillStatus, BulkResult
+
+if TYPE_CHECKING:
+    import anyio
+
+    from billkit.client import AsyncClient
+    from billkit.sandboxing import Sandbox
+else:
+    anyio = LazyModule("anyio")
+
+__all__ = ["DEFAULT_CHUNK", "Slots", "Summary", "arun", "create", "open_client", "run"]
+
+#: items per submission by provider (AcceptEasy's bulk takes many; BILL's at most 100; Facturapi's are creates)
+DEFAULT_CHUNK = {"accepteasy": 500, "billcom": 100, "facturapi": 50}
+#: chunks in flight at once, per process, by provider (BILL allows 3 requests in flight per devKey and org)
+DEFAULT_WORKERS = {"accepteasy": 4, "billcom": 3, "facturapi": 4}
+_NOT_CREATING = (BillStatus.OPEN, BillStatus.PARTIALLY_PAID, BillStatus.PAID, BillStatus.VOID, BillStatus.DRAFT)
+
+
+@dataclass
+class Summary:
+    """Where a batch stands: items by state, and how many requests this run made."""
+
+    journal: Path
+    counts: dict[str, int]
+    requests: int = 0
+    seconds: float = 0.0
+    failures: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> bool:
+        """Every item done, failed, invalid or unknown (nothing left to send or wait for)."""
+        return sum(self.counts.get(s, 0) for s in TERMINAL) == self.total
+
+    @property
+    def ok(self) -> bool:
+        """Every item done."""
+        return self.counts.get("done", 0) == self.total
+
+
+# -- loading ---------------------------------------------------------------------------------------------------
+def create(path: str | os.PathLike[str], bills: Iterable[Bill | tuple[int, Bill | None, str | None]], *,
+           provider: str, source: str | None = None, options: Mapping[str, Any] | None = None) -> Journal:  # fmt: skip
+    """A new journal at ``path`` holding ``bills`` (or ``(row, bill or None, error)`` triples from a file: an
+    error makes the item ``invalid``, never sent), each with its provider key pinned. Returns the open journal."""
+    from billkit.client import adapter_class
+
+    journal = Journal.create(path, provider=provider, source=source, options=dict(options or {}))
+    try:
+        adapter = adapter_class(provider)
+        seed = journal.seed
+        batch: list[tuple[int, str | None, str | None, str | None]] = []
+        for index, entry in enumerate(bills):
+            row, bill, error = (index + 1, entry, None) if isinstance(entry, Bill) else entry
+            if bill is None or error is not None:
+                batch.append((row, None, None, error or "unreadable row"))
+                continue
+            pinned, key = adapter.pin_key(bill, seed, index)
+            batch.append((row, pinned.model_dump_json(exclude_defaults=True), key, None))
+            if len(batch) >= 5000:
+                journal.add(batch)
+                batch = []
+        journal.add(batch)
+    except BaseException:
+        journal.close()
+        with contextlib.suppress(OSError):
+            for suffix in ("", "-wal", "-shm"):
+                os.unlink(f"{path}{suffix}")
+        raise
+    return journal
+
+
+# -- budgets across processes ------------------------------------------------------------------------------------
+class Slots:
+    """At most ``n`` requests in flight across every process using the same ``prefix`` (lock files, ``flock``).
+
+    The OS releases a dead process's locks, so a killed run never holds a slot.
+    """
+
+    def __init__(self, prefix: str | os.PathLike[str], n: int) -> None:
+        self._fds = []
+        for k in range(n):
+            fd = os.open(f"{prefix}.slot-{k}", os.O_RDWR | os.O_CREAT, 0o600)
+            self._fds.append(fd)
+        self._free = list(self._fds)
+
+    def _try(self) -> int | None:
+        for fd in list(self._free):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            self._free.remove(fd)
+            return fd
+        return None
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        delay = 0.001
+        while (fd := self._try()) is None:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            self._free.append(fd)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
+
+
+class _SlotTransport(httpx.AsyncBaseTransport):
+    """Each request holds one of the shared slots while it is in flight."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, slots: Slots) -> None:
+        self._inner = inner
+        self._slots = slots
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with self._slots.slot():
+            response = await self._inner.handle_async_request(request)
+            await response.aread()
+            return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _SavedSandbox(httpx.AsyncBaseTransport):
+    """A sandbox whose state is written next to the journal after every request that may change it, before the
+    answer is returned (like a server that commits before it answers), so a killed run resumes against it."""
+
+    def __init__(self, box: Sandbox, path: Path) -> None:
+        self.box = box
+        self.path = path
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.box.handle_async_request(request)
+        finally:
+            if request.method != "GET":
+                self.save()
+
+    async def aclose(self) -> None:
+        self.save()  # the time the run's reads moved the sandbox's clock on
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        self.box.save(tmp)
+        os.replace(tmp, self.path)
+
+
+def sandbox_path(journal: str | os.PathLike[str]) -> Path:
+    """Where ``--sandbox`` keeps the sandbox's state for ``journal``."""
+    return Path(f"{os.fspath(journal)}.sandbox")
+
+
+def open_client(journal: Journal, *, sandbox: bool = False, base_url: str | None = None, share_budget: bool = True,
+                credentials: Mapping[str, str | None] | None = None) -> AsyncClient:  # fmt: skip
+    """The client a batch runs with: on the journal's provider; with ``sandbox=True`` on a sandbox whose state is
+    kept next to the journal (:func:`sandbox_path`); requests limited across processes by :class:`Slots` when the
+    provider has an in-flight limit."""
+    from billkit.client import AsyncClient, adapter_class
+    from billkit.sandboxing import Sandbox
+
+    provider = journal.provider
+    cls = adapter_class(provider)
+    inner: httpx.AsyncBaseTransport | None = None
+    box: Sandbox | None = None
+    if sandbox:
+        saved = sandbox_path(journal.path)
+        box = Sandbox.load(saved) if saved.exists() else cls.make_sandbox()
+        keeper = _SavedSandbox(box, saved)
+        keeper.save()
+        inner = keeper
+    limit = cls.max_in_flight
+    if share_budget and limit:
+        inner = _SlotTransport(inner or httpx.AsyncHTTPTransport(), Slots(journal.path, limit))
+    return AsyncClient(
+        provider, sandbox=box, base_url=base_url, transport=inner, **cast("dict[str, Any]", dict(credentials or {}))
+    )
+
+
+# -- running -----------------------------------------------------------------------------------------------------
+def run(journal: str | os.PathLike[str], *, sandbox: bool = False, base_url: str | None = None,
+        workers: int | None = None, chunk: int | None = None, rounds: int = 12,
+        on_progress: Callable[[Mapping[str, int]], None] | None = None,
+        credentials: Mapping[str, str | None] | None = None) -> Summary:  # fmt: skip
+    """Run (or resume) the batch in ``journal`` to the end, from blocking code; see :func:`arun`."""
+
+    async def main() -> Summary:
+        with Journal(journal) as j:
+            async with open_client(j, sandbox=sandbox, base_url=base_url, credentials=credentials) as client:
+                return await arun(j, client, workers=workers, chunk=chunk, rounds=rounds, on_progress=on_progress)
+
+    return anyio.run(main)
+
+
+async def arun(journal: Journal | str | os.PathLike[str], client: AsyncClient, *, workers: int | None = None,
+               chunk: int | None = None, rounds: int = 12,
+               on_progress: Callable[[Mapping[str, int]], None] | None = None) -> Summary:  # fmt: skip
+    """Take the journal's unfinished items (with any other processes sharing it), send, reconcile and wait until
+    none is left; returns the :class:`Summary`. Cancelling it (Ctrl-C) leaves the journal consistent: run again to
+    resume."""
+    own = not isinstance(journal, Journal)
+    j = Journal(journal) if not isinstance(journal, Journal) else journal
+    try:
+        if j.provider != client.provider:
+            raise JournalError(f"{j.path} is a {j.provider} batch, not {client.provider}")
+        runner = _Runner(j, client, chunk or DEFAULT_CHUNK.get(client.provider, 100), rounds, on_progress)
+        started, before = time.monotonic(), client.requests_made
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner.beat)
+            async with anyio.create_task_group() as work:
+                for _ in range(workers or DEFAULT_WORKERS.get(client.provider, 4)):
+                    work.start_soon(runner.work)
+            tg.cancel_scope.cancel()
+        return Summary(j.path, j.counts(), client.requests_made - before, time.monotonic() - started, j.failures())
+    finally:
+        if own:
+            j.close()
+
+
+#: what the journal records of an item: (idx, state, provider id, status, result json, error type, error)
+Outcome = tuple[int, str, str | None, str | None, str | None, str | None, str | None]
+
+
+def _error(exc: BaseException) -> tuple[str, str]:
+    return type(exc).__name__, (exc.message if isinstance(exc, BillkitError) else str(exc))
+
+
+class _Runner:
+    def __init__(self, journal: Journal, client: AsyncClient, chunk: int, rounds: int,
+                 on_progress: Callable[[Mapping[str, int]], None] | None) -> None:  # fmt: skip
+        self.j = journal
+        self.client = client
+        self.chunk = chunk
+        self.rounds = rounds
+        self.on_progress = on_progress
+        self.settle = client._adapter.reconcile_settle
+
+    async def beat(self) -> None:
+        while True:
+            self.j.heartbeat()
+            await anyio.sleep(self.j.lease / 4)
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.j.counts())
+
+    async def work(self) -> None:
+        while True:
+            items = self.j.claim(self.chunk)
+            if not items:
+                if not self.j.others_active():
+                    return
+                await anyio.sleep(0.2)
+                continue
+            try:
+                await self._chunk(items)
+            finally:
+                # whatever this run did not finish (a deadline, a cancel) goes back for the next run
+                self.j.release(i.idx for i in items)
+            self._progress()
+
+    async def _chunk(self, items: Sequence[Item]) -> None:
+        fresh = [i for i in items if i.state == "pending"]
+        doubt = [i for i in items if i.state == "sending"]
+        subs: dict[int, list[Item]] = {}
+        for i in items:
+            if i.state == "submitted" and i.submission is not None:
+                subs.setdefault(i.submission, []).append(i)
+        async with anyio.create_task_group() as tg:
+            if fresh:
+                tg.start_soon(self._send, fresh)
+            for sub, members in subs.items():
+                tg.start_soon(self._resume, sub, members)
+            for item in doubt:
+                tg.start_soon(self._reconcile, item)
+
+    # -- sending ---------------------------------------------------------------------------------------------
+    async def _send(self, items: Sequence[Item]) -> None:
+        bills = [Bill.model_validate_json(i.bill or "{}") for i in items]
+        self.j.intent([i.idx for i in items])
+        try:
+            op = await self.client.submit_many(bills)
+        except ValidationError as exc:
+            return self._refused_items(items, exc, {_problem_index(p.field) for p in exc.problems})
+        except BulkRejected as exc:
+            return self._refused_items(items, exc, set(exc.item_errors), exc.item_errors)
+        except BillkitError as exc:
+            if _definite(exc):  # refused whole, nothing created: every item failed, with the reason
+                kind, message = _error(exc)
+                self.j.finish((i.idx, "failed", None, None, None, kind, message) for i in items)
+                return None
+            # a lost answer, a connection or server error: each item may exist; look each one up
+            async with anyio.create_task_group() as tg:
+                for item in items:
+                    tg.start_soon(self._reconcile, item)
+            return None
+        self.j.submitted([i.idx for i in items], op.token)
+        await self._settle(items, op)
+        return None
+
+    def _refused_items(self, items: Sequence[Item], exc: BillkitError, bad: set[int | None],
+                       errors: Mapping[int, BillkitError] | None = None) -> None:  # fmt: skip
+        """A submission refused before anything was created: the items named fail, the others go back."""
+        out: list[Outcome] = []
+        for pos, item in enumerate(items):
+            if pos in bad or None in bad:
+                err = errors.get(pos, exc) if errors else exc
+                problems = [p for p in getattr(exc, "problems", []) if _problem_index(p.field) == pos]
+                message = "; ".join(str(p) for p in problems) if problems else _error(err)[1]
+                out.append((item.idx, "failed", None, None, None, type(err).__name__, message))
+            else:
+                out.append((item.idx, "pending", None, None, None, None, None))
+        self.j.finish(out)
+
+    async def _resume(self, submission: int, items: Sequence[Item]) -> None:
+        try:
+            op = await self.client.resume(self.j.token(submission))
+        except BillkitError:  # a token this billkit cannot read: look every item up instead
+            async with anyio.create_task_group() as tg:
+                for item in items:
+                    tg.start_soon(self._reconcile, item)
+            return
+        await self._settle(items, op, by_pos=True)
+
+    async def _settle(self, items: Sequence[Item], op: Any, *, by_pos: bool = False) -> None:
+        try:
+            result = await op
+        except (OperationTimeout, OperationCancelled):
+            return  # still submitted: the next run resumes the token
+        except BillkitError as exc:
+            result = exc if _definite(exc) else None
+        outcomes: list[Outcome] = []
+        doubtful: list[Item] = []
+        for n, item in enumerate(items):
+            pos = item.pos if by_pos and item.pos is not None else n
+            if isinstance(result, BulkResult):
+                entry = result[pos]
+                value: Bill | BaseException | None = entry.bill if entry.ok else entry.error
+            else:
+                value = result
+            if isinstance(value, Bill):
+                outcomes.append(self._done(item, value))
+            elif value is None or not _definite(value):
+                doubtful.append(item)
+            else:
+                kind, message = _error(value) if value is not None else ("OperationFailed", "failed")
+                outcomes.append((item.idx, "failed", getattr(value, "operation_id", None), "failed", None, kind,
+                                 message))  # fmt: skip
+        self.j.finish(outcomes)
+        if doubtful:
+            async with anyio.create_task_group() as tg:
+                for item in doubtful:
+                    tg.start_soon(self._reconcile, item)
+
+    @staticmethod
+    def _done(item: Item, bill: Bill) -> Outcome:
+        result = json.dumps({"links": dict(bill.links)}) if bill.links else None
+        status = bill.status.value if bill.status else None
+        return (item.idx, "done", bill.provider_id, status, result, None, None)
+
+    # -- reconciling -------------------------------------------------------------------------------------------
+    async def _reconcile(self, item: Item) -> None:
+        """Look the item up by its key; found: done; proven absent: send it alone again (same key); repeat."""
+        bill = Bill.model_validate_json(item.bill or "{}")
+        clock = self.client.clock
+        first_sent = item.first_sent
+        delay = 1.0
+        last: BaseException | None = None
+        for _ in range(self.rounds):
+            if first_sent is not None and self.settle:
+                wait = first_sent + self.settle - clock.wall()
+                if wait > 0:
+                    await clock.sleep(wait)
+            try:
+                found = await self.client.find_existing(bill, since=first_sent)
+            except BillkitError as exc:
+                last = exc
+                await clock.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            if found is None:
+                self.j.intent([item.idx])
+                first_sent = first_sent or clock.wall()
+                try:
+                    found = await self.client.create(bill)
+                except BillkitError as exc:
+                    if not _definite(exc) or self.client._adapter_cls.key_taken(exc):
+                        # the answer was lost, or the key is held by a send still being processed: look again
+                        last = exc
+                        await clock.sleep(delay)
+                        delay = min(delay * 2, 60.0)
+                        continue
+                    kind, message = _error(exc)
+                    self.j.finish([(item.idx, "failed", None, None, None, kind, message)])
+                    return
+            outcome = await self._finished(item, found)
+            self.j.finish([outcome])
+            return
+        kind, message = _error(last) if last is not None else ("OutcomeUnknownError", "not found")
+        self.j.finish([(item.idx, "unknown", None, None, None, kind, message)])
+
+    async def _finished(self, item: Item, found: Bill) -> Outcome:
+        """A found or created bill still being created (Facturapi stamping) is waited for."""
+        if found.status in (BillStatus.PENDING, BillStatus.UNKNOWN) and found.provider_id:
+            try:
+                op = await self.client.wait_for(found.provider_id, until=_NOT_CREATING)
+                found = await op
+            except OperationFailed as exc:
+                return (item.idx, "failed", found.provider_id, "failed", None, "OperationFailed", exc.message)
+        if found.status is BillStatus.FAILED:
+            return (item.idx, "failed", found.provider_id, "failed", None, "OperationFailed", "creation failed")
+        return self._done(item, found)
+
+
+def _definite(exc: BaseException) -> bool:
+    """Whether ``exc`` proves the bill was not created and will not be: a refusal before sending (validation), a
+    failed creation, or a 4xx refusal other than 408, 409 and 429. Anything else (a lost answer, a dropped
+    connection, a 5xx, a timeout) leaves the item to be looked up."""
+    if isinstance(exc, (ValidationError, OperationFailed, BulkRejected, UnsupportedFeatureError)):
+        return True
+    if isinstance(exc, APIError):
+        status = exc.status_code or 0
+        return 400 <= status < 500 and status not in (408, 409, 429)
+    return False
+
+
+def _problem_index(name: str) -> int | None:
+    """``3`` for a problem field ``[3].total`` (or ``bills[3].total``); None for a field of the whole submission."""
+    found = _INDEXED.match(name)
+    return int(found.group(1)) if found else None
+
+
+_INDEXED = re.compile(r"^\w*\[(\d+)\]")

@@ -1,0 +1,264 @@
+"""Durable batches: the journal's states, claims and format checks; runs under faults that leave nothing unknown.
+
+Each run is checked against what the provider's sandbox holds: every input created exactly once, reported done
+with the provider id the sandbox gave it; nothing left unknown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+
+import billkit
+import billkit.batch
+from billkit import Address, Bill, Direction, LineItem, Money, Party, Tax
+from billkit.clock import VirtualClock
+from billkit.journal import FORMAT, Journal, JournalError
+from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
+from billkit.providers.billcom.sandbox import VENDOR_ACME, VENDOR_GLOBEX, BillcomSandbox
+from billkit.providers.facturapi.sandbox import FacturapiSandbox
+from billkit.sandboxing import Faults, Sandbox
+
+SIZE = 300
+POLL = billkit.PollPolicy(deadline=6 * 3600)
+
+
+def faults(seed: int) -> Faults:
+    """The soak's mix: 10 % 5xx, 5 % 429, 5 % answers lost after the server acted, 2 % slow answers."""
+    return Faults(server_error=0.10, rate_limit=0.05, drop_after=0.05, slow=0.02, retry_after=3.0, seed=seed)
+
+
+def bills_for(provider: str, n: int) -> list[Bill]:
+    if provider == "accepteasy":
+        return [Bill(reference=f"AE-{i:05d}", description=f"Batch {i}", total=Money(f"{10 + i % 90}.50", "EUR"),
+                     counterparty=Party(email=f"payer{i}@example.nl")) for i in range(n)]  # fmt: skip
+    if provider == "billcom":
+        return [Bill(direction=Direction.PAYABLE, reference=f"INV-{i:05d}", issue_date=dt.date(2026, 12, 1),
+                     due_date=dt.date(2027, 1, 1),
+                     counterparty=Party(provider_id=VENDOR_ACME if i % 2 else VENDOR_GLOBEX),
+                     line_items=(LineItem(description="Parts", unit_price=Money("12.50", "USD")),))
+                for i in range(n)]  # fmt: skip
+    customer = Party(name="ACME", tax_id="EKU9003173C9", address=Address(postal_code="86991"),
+                     provider_options={"tax_system": "601"})  # fmt: skip
+    item = LineItem(description="Servicio", unit_price=Money("100.00", "MXN"), taxes=(Tax(type="IVA", rate="0.16"),),
+                    provider_options={"product_key": "60131324"})  # fmt: skip
+    return [Bill(reference=f"FA-{i:05d}", counterparty=customer, line_items=(item,),
+                 provider_options={"payment_form": "03"}) for i in range(n)]  # fmt: skip
+
+
+def sandbox_for(provider: str, clock: VirtualClock, faulty: Faults | None) -> Sandbox:
+    if provider == "accepteasy":
+        return AcceptEasySandbox(clock, faulty, bulk_rate=2000.0)
+    if provider == "billcom":
+        return BillcomSandbox(clock, faulty)
+    return FacturapiSandbox(clock, faulty)
+
+
+def held(box: Sandbox) -> dict[str, list[str]]:
+    """Provider ids by business reference, as the sandbox holds them."""
+    out: dict[str, list[str]] = {}
+    if isinstance(box, AcceptEasySandbox):
+        for atid, b in box.bills.items():
+            out.setdefault(str(b.get("PaymentReference")), []).append(atid)
+    elif isinstance(box, BillcomSandbox):
+        for bill_id, b in box.bills.items():
+            out.setdefault(str(b["invoice"]["invoiceNumber"]), []).append(bill_id)
+    else:
+        assert isinstance(box, FacturapiSandbox)
+        for inv_id, inv in box.invoices.items():
+            out.setdefault(str(inv.get("external_id")), []).append(inv_id)
+    return out
+
+
+def check_against(journal: Journal, bills: Sequence[Bill], box: Sandbox) -> None:
+    """Every input held once, reported done with the id the sandbox holds it under."""
+    holding = held(box)
+    rows = list(journal.rows())
+    assert len(rows) == len(bills)
+    for bill, row in zip(bills, rows, strict=True):
+        ids = holding.get(bill.reference or "", [])
+        assert len(ids) == 1, f"{bill.reference}: held {len(ids)} times"
+        assert row["state"] == "done", row
+        assert row["provider_id"] == ids[0]
+
+
+async def run_batch(provider: str, tmp_path: Path, *, faulty: Faults | None, n: int = SIZE,
+                    ) -> tuple[billkit.batch.Summary, Journal, list[Bill], Sandbox]:  # fmt: skip
+    clock = VirtualClock()
+    box = sandbox_for(provider, clock, faulty)
+    bills = bills_for(provider, n)
+    journal = billkit.batch.create(tmp_path / "j", bills, provider=provider)
+    async with billkit.AsyncClient(provider, sandbox=box, poll=POLL) as client:
+        summary = await billkit.batch.arun(journal, client)
+    return summary, journal, bills, box
+
+
+@pytest.mark.parametrize("provider", ["accepteasy", "billcom", "facturapi"])
+def test_a_batch_under_faults_ends_with_every_item_created_once_and_none_unknown(provider: str,
+                                                                                 tmp_path: Path) -> None:  # fmt: skip
+    mix = faults(11).once("drop_after", match="POST")  # the first send's answer is lost, whatever the dice say
+    summary, journal, bills, box = anyio.run(lambda: run_batch(provider, tmp_path, faulty=mix))
+    assert summary.counts["done"] == SIZE, summary.failures
+    assert summary.ok and summary.finished
+    check_against(journal, bills, box)
+    assert mix.injected.get("drop_after", 0) >= 1 and sum(mix.injected.values()) > 3
+    if provider != "facturapi":  # Facturapi's creates carry their key, so the transport itself sends them again
+        assert max(r["attempts"] for r in journal.rows()) >= 2, "some item must have been looked up and sent again"
+    else:
+        assert len(box.received("POST", "/invoices")) > SIZE
+    journal.close()
+
+
+def test_items_are_keyed_when_journaled_and_the_key_survives_in_the_journal(tmp_path: Path) -> None:
+    bills = bills_for("facturapi", 3)
+    own = bills[1].model_copy(update={"provider_options": {**bills[1].provider_options, "idempotency_key": "mine"}})
+    journal = billkit.batch.create(tmp_path / "j", [bills[0], own, bills[2]], provider="facturapi")
+    keys = [r["key"] for r in journal.rows()]
+    assert keys[1] == "mine"
+    assert keys[0] != keys[2] and all(k.startswith("bk-") for k in (keys[0], keys[2]))
+    stored = [Bill.model_validate_json(i.bill or "") for i in journal.claim(10)]
+    assert [b.provider_options["idempotency_key"] for b in stored] == keys
+    journal.close()
+
+
+def test_an_item_left_sending_by_a_dead_process_is_looked_up_not_sent_again(tmp_path: Path) -> None:
+    """A process claimed items, wrote the intent, sent, and died before it recorded the answer."""
+
+    async def main() -> None:
+        clock = VirtualClock()
+        box = AcceptEasySandbox(clock)
+        bills = bills_for("accepteasy", 4)
+        journal = billkit.batch.create(tmp_path / "j", bills, provider="accepteasy")
+        async with billkit.AsyncClient("accepteasy", sandbox=box, poll=POLL) as client:
+            claimed = journal.claim(2)
+            journal.intent([i.idx for i in claimed])
+            for item in claimed:  # sent: the provider created them; the answers never reached the journal
+                await client.create(Bill.model_validate_json(item.bill or ""))
+            journal._db.execute("UPDATE owners SET pid = 999999999")  # that process is gone
+            journal.owner = "another-process"
+            journal._registered = False
+            before = len(box.received("POST"))
+            summary = await billkit.batch.arun(journal, client)
+        assert summary.ok
+        check_against(journal, bills, box)
+        # the two sent before are found by search, only the other two are created
+        assert len(box.received("POST")) - before == 1  # one bulk of the two never sent
+        journal.close()
+
+    anyio.run(main)
+
+
+def test_two_journals_on_one_file_never_claim_the_same_item(tmp_path: Path) -> None:
+    first = billkit.batch.create(tmp_path / "j", bills_for("accepteasy", 50), provider="accepteasy")
+    second = Journal(tmp_path / "j")
+    a = {i.idx for i in first.claim(20)}
+    b = {i.idx for i in second.claim(100)}
+    assert len(a) == 20 and len(b) == 30 and not a & b
+    assert second.claim(10) == []
+    assert second.others_active()  # the first still holds its 20 and is alive
+    first.close()  # a clean stop gives its items back
+    assert {i.idx for i in second.claim(100)} == a
+    second.close()
+
+
+def test_a_file_that_is_not_a_journal_or_is_newer_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(JournalError, match="not a billkit journal"):
+        Journal(other)
+    text = tmp_path / "text"
+    text.write_text("hello, this is not sqlite at all" * 10)
+    with pytest.raises(JournalError, match="not a billkit journal"):
+        Journal(text)
+    with pytest.raises(JournalError, match="no journal"):
+        Journal(tmp_path / "missing")
+    billkit.batch.create(tmp_path / "j", bills_for("accepteasy", 1), provider="accepteasy").close()
+    db = sqlite3.connect(tmp_path / "j")
+    db.execute(f"PRAGMA user_version={FORMAT + 1}")
+    db.close()
+    with pytest.raises(JournalError, match="newer billkit"):
+        Journal(tmp_path / "j")
+    with pytest.raises(JournalError, match="exists"):
+        billkit.batch.create(tmp_path / "j", [], provider="accepteasy")
+
+
+def test_a_journal_runs_only_with_its_own_provider(tmp_path: Path) -> None:
+    journal = billkit.batch.create(tmp_path / "j", bills_for("accepteasy", 1), provider="accepteasy")
+
+    async def main() -> None:
+        async with billkit.AsyncClient("facturapi", sandbox=True) as client:
+            await billkit.batch.arun(journal, client)
+
+    with pytest.raises(JournalError, match="accepteasy batch, not facturapi"):
+        anyio.run(main)
+    journal.close()
+
+
+def test_a_bill_the_provider_refuses_fails_alone_and_the_rest_are_created(tmp_path: Path) -> None:
+    bills = bills_for("accepteasy", 5)
+    bills[2] = bills[2].model_copy(update={"description": "x" * 40})  # AcceptEasy takes at most 32 characters
+
+    async def main() -> tuple[billkit.batch.Summary, AcceptEasySandbox]:
+        box = AcceptEasySandbox(VirtualClock())
+        journal = billkit.batch.create(tmp_path / "j", bills, provider="accepteasy")
+        async with billkit.AsyncClient("accepteasy", sandbox=box, poll=POLL) as client:
+            summary = await billkit.batch.arun(journal, client)
+        journal.close()
+        return summary, box
+
+    summary, box = anyio.run(main)
+    assert summary.counts["done"] == 4 and summary.counts["failed"] == 1
+    [(group, rows)] = summary.failures.items()
+    assert rows == [3] and "Description" in group and "32" in group
+    assert sorted(held(box)) == sorted(b.reference or "" for i, b in enumerate(bills) if i != 2)
+
+
+def test_retry_failed_reopens_items_with_their_keys(tmp_path: Path) -> None:
+    journal = billkit.batch.create(tmp_path / "j", bills_for("facturapi", 2), provider="facturapi")
+    keys = [r["key"] for r in journal.rows()]
+    journal._db.execute("UPDATE items SET state = 'failed', error = 'boom'")
+    assert journal.reopen(["failed"]) == 2
+    assert [r["state"] for r in journal.rows()] == ["pending", "pending"]
+    assert [r["key"] for r in journal.rows()] == keys
+    journal.close()
+
+
+def test_the_slots_hold_the_in_flight_limit_across_holders(tmp_path: Path) -> None:
+    async def main() -> int:
+        one, two = billkit.batch.Slots(tmp_path / "s", 3), billkit.batch.Slots(tmp_path / "s", 3)
+        inside = peak = 0
+
+        async def request(slots: billkit.batch.Slots) -> None:
+            nonlocal inside, peak
+            async with slots.slot():
+                inside += 1
+                peak = max(peak, inside)
+                await anyio.sleep(0.002)
+                inside -= 1
+
+        async with anyio.create_task_group() as tg:
+            for k in range(20):
+                tg.start_soon(request, one if k % 2 else two)
+        one.close()
+        two.close()
+        return peak
+
+    assert anyio.run(main) == 3
+
+
+def test_a_sandbox_run_keeps_the_sandbox_next_to_the_journal(tmp_path: Path) -> None:
+    billkit.batch.create(tmp_path / "j", bills_for("accepteasy", 30), provider="accepteasy").close()
+    summary = billkit.batch.run(tmp_path / "j", sandbox=True)
+    assert summary.ok
+    box = Sandbox.load(billkit.batch.sandbox_path(tmp_path / "j"))
+    with Journal(tmp_path / "j") as journal:
+        check_against(journal, bills_for("accepteasy", 30), box)
+    again = billkit.batch.run(tmp_path / "j", sandbox=True)  # nothing left: no request
+    assert again.ok and again.requests == 0
+    assert Counter(r["state"] for r in Journal(tmp_path / "j").rows()) == {"done": 30}
