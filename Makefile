@@ -38,7 +38,10 @@ plain-install:
 		billkit.testing.sandbox('accepteasy'); print('plain install: billkit', billkit.__version__, 'imports')"
 	$(PLAIN)/bin/python examples/demo.py > build/plain-demo.log
 	$(PLAIN)/bin/python examples/resume_in_worker.py > build/plain-resume.log
-	@echo "plain install: examples/demo.py and examples/resume_in_worker.py ran"
+	$(PLAIN)/bin/python examples/batch_from_file.py > build/plain-batch.log
+	! $(PLAIN)/bin/billkit --help > build/plain-cli.log 2>&1
+	grep -q "needs the cli extra" build/plain-cli.log
+	@echo "plain install: the demo, resume_in_worker and batch_from_file ran; the billkit command asks for [cli]"
 
 test: lint typecheck pytest plain-install
 

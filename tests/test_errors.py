@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 import billkit
+from billkit.batchfile import FileError
 from billkit.errors import (
     APIError,
     BillkitError,
@@ -144,6 +145,7 @@ def _every_error() -> list[BillkitError]:
         billkit.TokenError("malformed", provider="p"),
         billkit.ClientClosedError("closed", provider="p"),
         billkit.errors.JournalError("not a billkit journal"),
+        FileError("bills.csv", [Problem("total", "missing")]),
         billkit.WebhookVerificationError("forged", provider="p"),
     ]
     for cls in (

@@ -31,7 +31,6 @@ a journal through :class:`Slots` (lock files next to the journal, released by th
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -146,6 +145,8 @@ class Slots:
         self._free = list(self._fds)
 
     def _try(self) -> int | None:
+        import fcntl  # POSIX; imported when a batch first limits its requests
+
         for fd in list(self._free):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -164,6 +165,8 @@ class Slots:
         try:
             yield
         finally:
+            import fcntl
+
             fcntl.flock(fd, fcntl.LOCK_UN)
             self._free.append(fd)
 
@@ -248,7 +251,7 @@ def open_client(journal: Journal, *, sandbox: bool = False, base_url: str | None
 
 # -- running -----------------------------------------------------------------------------------------------------
 def run(journal: str | os.PathLike[str], *, sandbox: bool = False, base_url: str | None = None,
-        workers: int | None = None, chunk: int | None = None, rounds: int = 12,
+        workers: int | None = None, chunk: int | None = None, rounds: int = 12, settle: float | None = None,
         on_progress: Callable[[Mapping[str, int]], None] | None = None,
         credentials: Mapping[str, str | None] | None = None) -> Summary:  # fmt: skip
     """Run (or resume) the batch in ``journal`` to the end, from blocking code; see :func:`arun`."""
@@ -256,23 +259,32 @@ def run(journal: str | os.PathLike[str], *, sandbox: bool = False, base_url: str
     async def main() -> Summary:
         with Journal(journal) as j:
             async with open_client(j, sandbox=sandbox, base_url=base_url, credentials=credentials) as client:
-                return await arun(j, client, workers=workers, chunk=chunk, rounds=rounds, on_progress=on_progress)
+                return await arun(
+                    j, client, workers=workers, chunk=chunk, rounds=rounds, settle=settle, on_progress=on_progress
+                )
 
     return anyio.run(main)
 
 
 async def arun(journal: Journal | str | os.PathLike[str], client: AsyncClient, *, workers: int | None = None,
-               chunk: int | None = None, rounds: int = 12,
+               chunk: int | None = None, rounds: int = 12, settle: float | None = None,
                on_progress: Callable[[Mapping[str, int]], None] | None = None) -> Summary:  # fmt: skip
     """Take the journal's unfinished items (with any other processes sharing it), send, reconcile and wait until
     none is left; returns the :class:`Summary`. Cancelling it (Ctrl-C) leaves the journal consistent: run again to
-    resume."""
+    resume.
+
+    ``workers``: submissions in flight at once; ``chunk``: items per submission; ``rounds``: look-ups of an item
+    before it is left unknown; ``settle``: seconds after a send before a look-up that finds nothing proves the item
+    absent (default: the provider's ``reconcile_settle``, 120 s for BILL; 0 only where listings are immediate, such
+    as a sandbox)."""
     own = not isinstance(journal, Journal)
     j = Journal(journal) if not isinstance(journal, Journal) else journal
     try:
         if j.provider != client.provider:
             raise JournalError(f"{j.path} is a {j.provider} batch, not {client.provider}")
         runner = _Runner(j, client, chunk or DEFAULT_CHUNK.get(client.provider, 100), rounds, on_progress)
+        if settle is not None:
+            runner.settle = settle
         started, before = time.monotonic(), client.requests_made
         async with anyio.create_task_group() as tg:
             tg.start_soon(runner.beat)
@@ -409,8 +421,8 @@ class _Runner:
                 value = result
             if isinstance(value, Bill):
                 outcomes.append(self._done(item, value))
-            elif value is None or not _definite(value):
-                doubtful.append(item)
+            elif value is None or not _definite(value) or self._taken(value):
+                doubtful.append(item)  # maybe created, or its key is already held: look it up
             else:
                 kind, message = _error(value) if value is not None else ("OperationFailed", "failed")
                 outcomes.append((item.idx, "failed", getattr(value, "operation_id", None), "failed", None, kind,
@@ -420,6 +432,9 @@ class _Runner:
             async with anyio.create_task_group() as tg:
                 for item in doubtful:
                     tg.start_soon(self._reconcile, item)
+
+    def _taken(self, error: BaseException) -> bool:
+        return isinstance(error, BillkitError) and self.client._adapter_cls.key_taken(error)
 
     @staticmethod
     def _done(item: Item, bill: Bill) -> Outcome:
@@ -453,7 +468,7 @@ class _Runner:
                 try:
                     found = await self.client.create(bill)
                 except BillkitError as exc:
-                    if not _definite(exc) or self.client._adapter_cls.key_taken(exc):
+                    if not _definite(exc) or self._taken(exc):
                         # the answer was lost, or the key is held by a send still being processed: look again
                         last = exc
                         await clock.sleep(delay)

@@ -240,6 +240,10 @@ class Adapter(ABC):
         yield
 
     # -- batches: what identifies a bill at the provider, and how to find it after a lost answer ------------------
+    #: the ``provider_options`` names of a bill (and of its counterparty) this adapter knows, for readers of files
+    #: that refuse a misspelt option column before anything is sent; None: not checked
+    option_names: ClassVar[frozenset[str] | None] = None
+    party_option_names: ClassVar[frozenset[str] | None] = None
     #: how long after a send whose outcome is unknown a look-up that finds nothing proves the bill absent (a
     #: provider whose listings may lag behind a create needs a settling time before billkit sends again)
     reconcile_settle: ClassVar[float] = 0.0

@@ -78,6 +78,7 @@ from billkit.providers.accepteasy.wire import (
     Address,
     AsyncAccepted,
     AsyncStatus,
+    BillRequest,
     BillResponse,
     BillSearchResponse,
     BounceSearchResponse,
@@ -436,6 +437,8 @@ class AcceptEasyAdapter(Adapter):
         return result, (len(srrids) if final else ended)
 
     # -- batches -------------------------------------------------------------------------------------------
+    option_names = frozenset(f.alias or n for n, f in BillRequest.model_fields.items())
+
     @classmethod
     def pin_key(cls, bill: Bill, seed: str, index: int) -> tuple[Bill, str]:
         """The SRRID (unique at AcceptEasy, documented): the bill's own, else ``bk-<seed>-<index>``."""
@@ -447,8 +450,9 @@ class AcceptEasyAdapter(Adapter):
 
     @classmethod
     def key_taken(cls, error: BillkitError) -> bool:
-        """A refusal that reads like a duplicate SRRID (the wording is undocumented, see ``is_duplicate_srrid``)."""
-        return isinstance(error, APIError) and is_duplicate_srrid(error.message)
+        """A refusal, or a failed bulk entry, that reads like a duplicate SRRID (the wording is undocumented, see
+        ``is_duplicate_srrid``)."""
+        return isinstance(error, (APIError, OperationFailed)) and is_duplicate_srrid(error.message)
 
     def find_existing(self, bill: Bill, since: float | None) -> Flow[Bill | None]:
         """The bill with the pinned SRRID among those with its PaymentReference (a search, a safe read).

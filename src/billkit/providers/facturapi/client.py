@@ -52,6 +52,7 @@ from billkit.flows import AsyncIO, Emit, Flow, Gather, M, Native, Stream, SyncIO
 from billkit.models import Bill, BillStatus, Party
 from billkit.operations import PollResult, Started
 from billkit.providers.facturapi.mapping import (
+    ADDRESS_OPTIONS,
     EMAIL,
     PROVIDER,
     customer_input,
@@ -269,6 +270,10 @@ class FacturapiAdapter(Adapter):
         return PollResult(status=bill.status, provider_status=bill.provider_status, retry_after=response.retry_after)
 
     # -- batches -------------------------------------------------------------------------------------------
+    #: the body fields billkit builds or checks (other fields of the spec still pass through the Python API)
+    option_names = frozenset(InvoiceRequest.model_fields) | {"export", "global"}
+    party_option_names = frozenset(CustomerInput.model_fields) | ADDRESS_OPTIONS
+
     @classmethod
     def pin_key(cls, bill: Bill, seed: str, index: int) -> tuple[Bill, str]:
         """The idempotency key: the bill's own, else ``bk-<seed>-<index>``."""

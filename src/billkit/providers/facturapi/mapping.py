@@ -81,6 +81,7 @@ from billkit.providers.facturapi.wire import (
 from billkit.transport import Response, default_error, encode_body, read_model
 
 __all__ = [
+    "ADDRESS_OPTIONS",
     "MAX_ITEMS",
     "PROVIDER",
     "STATUS_TABLE",
@@ -151,6 +152,8 @@ _TAX_TYPES = frozenset({"IVA", "ISR", "IEPS"})
 _FACTORS = frozenset({"Tasa", "Cuota", "Exento"})
 #: customer options that belong to the address object
 _ADDRESS_OPTIONS = frozenset({"exterior", "interior", "neighborhood", "municipality", "street", "city", "state"})
+#: the counterparty's provider_options that go into the customer's address
+ADDRESS_OPTIONS = _ADDRESS_OPTIONS
 #: line-item options that belong to the item, not to its product
 _ITEM_OPTIONS = frozenset({"discount", "customs_keys", "complement", "parts", "third_party", "property_tax_account"})
 #: body fields billkit writes itself; provider_options cannot replace them

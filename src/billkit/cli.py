@@ -1,0 +1,264 @@
+"""The ``billkit`` command: run a file of bills as a durable batch, resume it, see where it stands, export it.
+
+Installed with the ``cli`` extra (``pip install 'billkit[cli]'``: typer and rich); ``import billkit`` never imports
+this module. The guide is docs/cli.md.
+
+Exit codes: 0 every item done; 1 some items failed (or rows were invalid), none left unknown; 2 the command or the
+file was refused (nothing sent); 3 items left unknown or unfinished (resume or retry them); 130 interrupted (the
+journal is consistent: ``billkit resume J`` goes on).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+try:
+    import typer
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Table
+except ImportError as exc:  # pragma: no cover - exercised by the plain-install check
+    raise SystemExit(
+        f"the billkit command needs the cli extra: pip install 'billkit[cli]' ({exc.name} is missing)"
+    ) from None
+
+import billkit.batch
+from billkit.batchfile import FileError, read_bills
+from billkit.errors import BillkitError, ConfigurationError
+from billkit.journal import Journal
+
+__all__ = ["app", "main"]
+
+EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_UNFINISHED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+PROVIDERS = ("accepteasy", "billcom", "facturapi")
+
+app = typer.Typer(
+    name="billkit",
+    help="Create bills from a file, exactly once, through a journal that survives restarts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, soft_wrap=True)  # an error line is one line, whatever the width
+out = Console(soft_wrap=True)
+
+
+class Format(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+# -- progress ----------------------------------------------------------------------------------------------------
+class _Report:
+    """A live bar on a terminal; a plain line at most every ``every`` seconds otherwise."""
+
+    def __init__(self, total: int, ended: int, *, every: float = 2.0) -> None:
+        self.total = total
+        self.every = every
+        self.live = err.is_terminal
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.first_done = ended
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> _Report:
+        if self.live:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=err, transient=False,
+            )  # fmt: skip
+            self.progress.start()
+            self.task = self.progress.add_task("starting", total=self.total, completed=self.first_done, rate="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, counts: Mapping[str, int]) -> None:
+        ended = sum(counts.get(s, 0) for s in ("done", "failed", "unknown", "invalid"))
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = (ended - self.first_done) / elapsed
+        sent = counts.get("submitted", 0) + counts.get("sending", 0)
+        failed = counts.get("failed", 0) + counts.get("invalid", 0)
+        line = f"submitted {sent}  done {counts.get('done', 0)}  failed {failed}  unknown {counts.get('unknown', 0)}"
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=ended, description=line, rate=f"{rate:.0f}/s")
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every or ended == self.total:
+            self.last = now
+            left = self.total - ended
+            eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+            err.print(f"{ended}/{self.total}  {line}  {rate:.0f}/s  ETA {eta}", highlight=False)
+
+
+# -- running -----------------------------------------------------------------------------------------------------
+def _run(journal_path: Path, *, workers: int | None, chunk: int | None, settle: float | None) -> int:
+    with Journal(journal_path) as journal:
+        options, total, counts = journal.options, journal.total(), journal.counts()
+    report = _Report(total, sum(counts[s] for s in ("done", "failed", "unknown", "invalid")))
+    try:
+        with report:
+            summary = billkit.batch.run(journal_path, sandbox=bool(options.get("sandbox")),
+                                        base_url=options.get("base_url"), workers=workers, chunk=chunk,
+                                        settle=settle, on_progress=report)  # fmt: skip
+    except KeyboardInterrupt:
+        err.print(f"\nstopped. Nothing is lost: resume with  billkit resume {journal_path}", highlight=False)
+        return EXIT_INTERRUPTED
+    except BillkitError as exc:
+        err.print(f"error: {exc}", highlight=False)
+        return EXIT_UNFINISHED
+    return _verdict(journal_path, summary.counts)
+
+
+def _verdict(journal_path: Path, counts: Mapping[str, int]) -> int:
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    err.print(f"{journal_path}: {shown}", highlight=False)
+    if counts.get("unknown", 0) or any(counts.get(s, 0) for s in ("pending", "sending", "submitted")):
+        err.print(f"items are left to finish: billkit resume {journal_path} (or billkit retry-failed)", highlight=False)
+        return EXIT_UNFINISHED
+    if counts.get("failed", 0) or counts.get("invalid", 0):
+        err.print(f"see the failures: billkit status {journal_path}", highlight=False)
+        return EXIT_FAILED
+    return EXIT_DONE
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON Lines, one bill per row (columns: docs/cli.md)")],
+    provider: Annotated[str, typer.Option("--provider", "-p", help="accepteasy, billcom or facturapi")],
+    sandbox: Annotated[bool, typer.Option(help="run on the built-in sandbox (state kept by the journal)")] = False,
+    journal: Annotated[Path | None, typer.Option(help="the journal file (default: FILE.journal)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="the provider's base URL (credentials: environment)")] = None,
+    all_or_nothing: Annotated[bool, typer.Option(help="send nothing if any row is bad")] = False,
+    file_format: Annotated[Format | None, typer.Option("--format", help="the file's format (default: by name)")] = None,
+    workers: Annotated[int | None, typer.Option(help="submissions in flight at once")] = None,
+    chunk: Annotated[int | None, typer.Option(help="items per submission")] = None,
+    settle: Annotated[float | None, typer.Option(help="seconds before a lost send is proven absent")] = None,
+) -> None:  # fmt: skip
+    """Submit every row of FILE and wait until each one is done; the journal makes it resumable."""
+    if provider not in PROVIDERS:
+        err.print(f"error: unknown provider {provider!r}: choose {', '.join(PROVIDERS)}", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    target = journal or file.with_name(file.name + ".journal")
+    if target.exists():
+        err.print(f"error: {target} exists: resume it with  billkit resume {target}  (or give --journal)",
+                  highlight=False)  # fmt: skip
+        raise typer.Exit(EXIT_REFUSED)
+    try:
+        rows = read_bills(file, provider=provider, format=file_format.value if file_format else None)
+    except (FileError, ConfigurationError) as exc:
+        err.print(f"error: {exc.message}", highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+    bad = [r for r in rows if r.errors]
+    for parsed in bad[:50]:
+        for problem in parsed.errors:
+            err.print(f"{file}: {problem}", highlight=False)
+    if len(bad) > 50:
+        err.print(f"... and {len(bad) - 50} more bad rows", highlight=False)
+    if bad and all_or_nothing:
+        err.print(f"{len(bad)} bad rows: nothing sent (--all-or-nothing)", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    entries = [(r.row, r.bill, "; ".join(str(e) for e in r.errors) or None) for r in rows]
+    options: dict[str, Any] = {"sandbox": sandbox, "base_url": base_url}
+    billkit.batch.create(target, entries, provider=provider, source=str(file), options=options).close()
+    err.print(f"{len(rows)} rows journaled in {target}" + (f" ({len(bad)} bad, not sent)" if bad else ""),
+              highlight=False)  # fmt: skip
+    raise typer.Exit(_run(target, workers=workers, chunk=chunk, settle=settle))
+
+
+@app.command()
+def resume(
+    journal: Annotated[Path, typer.Argument(help="the journal of an earlier run")],
+    workers: Annotated[int | None, typer.Option(help="submissions in flight at once")] = None,
+    chunk: Annotated[int | None, typer.Option(help="items per submission")] = None,
+    settle: Annotated[float | None, typer.Option(help="seconds before a lost send is proven absent")] = None,
+) -> None:
+    """Go on with a batch that was stopped or killed: what was sent is looked up, never sent twice."""
+    _exists(journal)
+    raise typer.Exit(_run(journal, workers=workers, chunk=chunk, settle=settle))
+
+
+@app.command("retry-failed")
+def retry_failed(
+    journal: Annotated[Path, typer.Argument(help="the journal of an earlier run")],
+    workers: Annotated[int | None, typer.Option(help="submissions in flight at once")] = None,
+    settle: Annotated[float | None, typer.Option(help="seconds before a lost send is proven absent")] = None,
+) -> None:
+    """Send the failed and unknown items again (each is looked up first, with the same key)."""
+    _exists(journal)
+    with Journal(journal) as j:
+        reopened = j.reopen(["failed", "unknown"])
+    err.print(f"{reopened} items reopened", highlight=False)
+    raise typer.Exit(_run(journal, workers=workers, chunk=None, settle=settle))
+
+
+@app.command()
+def status(journal: Annotated[Path, typer.Argument(help="the journal of a run")]) -> None:
+    """Items by state, and the failures grouped by error with their rows."""
+    _exists(journal)
+    with Journal(journal) as j:
+        counts, failures, meta, options = j.counts(), j.failures(), j.meta, j.options
+    table = Table(title=f"{journal} ({meta['provider']}{', sandbox' if options.get('sandbox') else ''})")
+    table.add_column("state")
+    table.add_column("items", justify="right")
+    for state, n in counts.items():
+        table.add_row(state, str(n))
+    out.print(table)
+    for group, rows in failures.items():
+        shown = ", ".join(str(r) for r in rows[:20]) + (f" ... ({len(rows)} rows)" if len(rows) > 20 else "")
+        out.print(f"{group}\n  rows {shown}", highlight=False)
+    raise typer.Exit(_verdict(journal, counts) if sum(counts.values()) else EXIT_DONE)
+
+
+@app.command()
+def export(
+    journal: Annotated[Path, typer.Argument(help="the journal of a run")],
+    file_format: Annotated[Format, typer.Option("--format", help="csv or jsonl")] = Format.csv,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="the file to write (default: stdout)")] = None,
+) -> None:
+    """One row per input, in input order: row, key, state, provider id, status, error."""
+    _exists(journal)
+    fields = ["index", "row", "key", "state", "provider_id", "status", "error_type", "error", "attempts"]
+    target = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        with Journal(journal) as j:
+            if file_format is Format.csv:
+                writer = csv.DictWriter(target, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(j.rows())
+            else:
+                for row in j.rows():
+                    target.write(json.dumps(row) + "\n")
+    finally:
+        if output:
+            target.close()
+
+
+def _exists(journal: Path) -> None:
+    if not journal.exists():
+        err.print(f"error: no journal at {journal}", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def main() -> None:
+    """The console script's entry point."""
+    try:
+        app()
+    except BillkitError as exc:  # a journal that cannot be used, a provider refusing the configuration
+        err.print(f"error: {exc}", highlight=False)
+        raise SystemExit(EXIT_REFUSED) from None
+
+
+if __name__ == "__main__":
+    main()
