@@ -352,8 +352,8 @@ class _Runner:
                 tg.start_soon(self._send, fresh)
             for sub, members in subs.items():
                 tg.start_soon(self._resume, sub, members)
-            for item in doubt:
-                tg.start_soon(self._reconcile, item)
+            if doubt:
+                tg.start_soon(self._reconcile, doubt)
 
     # -- sending ---------------------------------------------------------------------------------------------
     async def _send(self, items: Sequence[Item]) -> None:
@@ -371,9 +371,7 @@ class _Runner:
                 self.j.finish((i.idx, "failed", None, None, None, kind, message) for i in items)
                 return None
             # a lost answer, a connection or server error: each item may exist; look each one up
-            async with anyio.create_task_group() as tg:
-                for item in items:
-                    tg.start_soon(self._reconcile, item)
+            await self._reconcile(items)
             return None
         self.j.submitted([i.idx for i in items], op.token)
         await self._settle(items, op)
@@ -397,9 +395,7 @@ class _Runner:
         try:
             op = await self.client.resume(self.j.token(submission))
         except BillkitError:  # a token this billkit cannot read: look every item up instead
-            async with anyio.create_task_group() as tg:
-                for item in items:
-                    tg.start_soon(self._reconcile, item)
+            await self._reconcile(items)
             return
         await self._settle(items, op, by_pos=True)
 
@@ -429,9 +425,7 @@ class _Runner:
                                  message))  # fmt: skip
         self.j.finish(outcomes)
         if doubtful:
-            async with anyio.create_task_group() as tg:
-                for item in doubtful:
-                    tg.start_soon(self._reconcile, item)
+            await self._reconcile(doubtful)
 
     def _taken(self, error: BaseException) -> bool:
         return isinstance(error, BillkitError) and self.client._adapter_cls.key_taken(error)
@@ -443,45 +437,81 @@ class _Runner:
         return (item.idx, "done", bill.provider_id, status, result, None, None)
 
     # -- reconciling -------------------------------------------------------------------------------------------
-    async def _reconcile(self, item: Item) -> None:
-        """Look the item up by its key; found: done; proven absent: send it alone again (same key); repeat."""
-        bill = Bill.model_validate_json(item.bill or "{}")
+    async def _reconcile(self, items: Sequence[Item]) -> None:
+        """Look the items up by their keys; found: done; proven absent: sent again one by one (same key); repeat
+        for those still open, backing off. An item no look-up could settle in ``rounds`` is left unknown."""
         clock = self.client.clock
-        first_sent = item.first_sent
+        open_ = {i.idx: (i, Bill.model_validate_json(i.bill or "{}")) for i in items}
+        sent = [i.first_sent for i in items if i.first_sent is not None]
+        since = min(sent) if sent else None
+        last: dict[int, BaseException] = {}
         delay = 1.0
-        last: BaseException | None = None
         for _ in range(self.rounds):
-            if first_sent is not None and self.settle:
-                wait = first_sent + self.settle - clock.wall()
-                if wait > 0:
-                    await clock.sleep(wait)
+            if not open_:
+                return
+            latest = max((i.first_sent or 0.0 for i, _ in open_.values()), default=0.0)
+            if latest and self.settle and (wait := latest + self.settle - clock.wall()) > 0:
+                await clock.sleep(wait)
             try:
-                found = await self.client.find_existing(bill, since=first_sent)
+                found = await self._look_up([bill for _, bill in open_.values()], since)
             except BillkitError as exc:
-                last = exc
+                last.update(dict.fromkeys(open_, exc))
                 await clock.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
-            if found is None:
-                self.j.intent([item.idx])
-                first_sent = first_sent or clock.wall()
-                try:
-                    found = await self.client.create(bill)
-                except BillkitError as exc:
-                    if not _definite(exc) or self._taken(exc):
-                        # the answer was lost, or the key is held by a send still being processed: look again
-                        last = exc
-                        await clock.sleep(delay)
-                        delay = min(delay * 2, 60.0)
-                        continue
-                    kind, message = _error(exc)
-                    self.j.finish([(item.idx, "failed", None, None, None, kind, message)])
+            absent = []
+            for (item, bill), hit in zip(list(open_.values()), found, strict=True):
+                if hit is not None:
+                    self.j.finish([await self._finished(item, hit)])
+                    del open_[item.idx]
+                else:
+                    absent.append((item, bill))
+            if absent:
+                self.j.intent([item.idx for item, _ in absent])
+                since = since or clock.wall()
+                gate = anyio.CapacityLimiter(8)
+                async with anyio.create_task_group() as tg:
+                    for item, bill in absent:
+                        tg.start_soon(self._resend, item, bill, open_, last, gate)
+            if open_:
+                await clock.sleep(delay)
+                delay = min(delay * 2, 60.0)
+        for idx in open_:
+            error = last.get(idx)
+            kind, message = _error(error) if error is not None else ("OutcomeUnknownError", "not found")
+            self.j.finish([(idx, "unknown", None, None, None, kind, message)])
+
+    async def _look_up(self, bills: Sequence[Bill], since: float | None) -> list[Bill | None]:
+        """Every bill looked up: in one pass where the provider can, else one by one, eight at once."""
+        if self.client._adapter_cls.finds_in_bulk:
+            return await self.client.find_existing_many(bills, since=since)
+        found: list[Bill | None] = [None] * len(bills)
+        gate = anyio.CapacityLimiter(8)
+
+        async def one(k: int) -> None:
+            async with gate:
+                found[k] = await self.client.find_existing(bills[k], since=since)
+
+        async with anyio.create_task_group() as tg:
+            for k in range(len(bills)):
+                tg.start_soon(one, k)
+        return found
+
+    async def _resend(self, item: Item, bill: Bill, open_: dict[int, tuple[Item, Bill]],
+                      last: dict[int, BaseException], gate: anyio.CapacityLimiter) -> None:  # fmt: skip
+        async with gate:
+            try:
+                created = await self.client.create(bill)
+            except BillkitError as exc:
+                if not _definite(exc) or self._taken(exc):
+                    last[item.idx] = exc  # the answer was lost, or the key is held by a send still in progress
                     return
-            outcome = await self._finished(item, found)
-            self.j.finish([outcome])
-            return
-        kind, message = _error(last) if last is not None else ("OutcomeUnknownError", "not found")
-        self.j.finish([(item.idx, "unknown", None, None, None, kind, message)])
+                kind, message = _error(exc)
+                self.j.finish([(item.idx, "failed", None, None, None, kind, message)])
+                del open_[item.idx]
+                return
+            self.j.finish([await self._finished(item, created)])
+            del open_[item.idx]
 
     async def _finished(self, item: Item, found: Bill) -> Outcome:
         """A found or created bill still being created (Facturapi stamping) is waited for."""

@@ -266,6 +266,17 @@ class Adapter(ABC):
         raise UnsupportedFeatureError(self.name, "batches")
         yield
 
+    #: True when :meth:`find_existing_many` looks many bills up in fewer reads than one per bill (BILL lists a
+    #: vendor's bills once for all of them); otherwise a batch looks bills up one by one, several at once
+    finds_in_bulk: ClassVar[bool] = False
+
+    def find_existing_many(self, bills: Sequence[Bill], since: float | None) -> Flow[list[Bill | None]]:
+        """:meth:`find_existing` for each of ``bills``, in order."""
+        found: list[Bill | None] = []
+        for bill in bills:
+            found.append((yield from self.find_existing(bill, since)))
+        return found
+
 
 def adapter_class(provider: str) -> type[Adapter]:
     """The adapter class registered for ``provider`` (imported lazily)."""
@@ -777,6 +788,11 @@ class AsyncClient(_Base):
         self._check_open()
         return await self._io.run(self._adapter.find_existing(bill, since))
 
+    async def find_existing_many(self, bills: Sequence[Bill], *, since: float | None = None) -> list[Bill | None]:
+        """:meth:`find_existing` for each of ``bills``, in order, in as few reads as the provider allows."""
+        self._check_open()
+        return await self._io.run(self._adapter.find_existing_many(bills, since))
+
     async def submit(self, bill: Bill, *, deadline: float | None = None) -> Operation[Bill]:
         """Start creating ``bill``; the operation resolves when the provider is done with it."""
         self._check_open()
@@ -970,6 +986,11 @@ class Client(_Base):
         it holds none. ``since``: the wall time of the first send, for providers that look in a time window."""
         self._check_open()
         return self._io.run(self._adapter.find_existing(bill, since))
+
+    def find_existing_many(self, bills: Sequence[Bill], *, since: float | None = None) -> list[Bill | None]:
+        """:meth:`find_existing` for each of ``bills``, in order, in as few reads as the provider allows."""
+        self._check_open()
+        return self._io.run(self._adapter.find_existing_many(bills, since))
 
     def submit(self, bill: Bill, *, deadline: float | None = None) -> BlockingOperation[Bill]:
         self._check_open()

@@ -573,21 +573,30 @@ class BillcomAdapter(Adapter):
         vendor = bill.counterparty.provider_id if bill.counterparty else None
         return bill, f"{vendor}/{bill.reference}"
 
+    finds_in_bulk = True
+
     def find_existing(self, bill: Bill, since: float | None) -> Flow[Bill | None]:
         """The vendor's bill with this invoice number, among those created since ``since`` (less
         ``RECONCILE_SKEW``); None when the listing holds none. The look-up raises when it cannot be made."""
-        request, currency = build_bill(bill)
+        return (yield from self.find_existing_many([bill], since))[0]
+
+    def find_existing_many(self, wanted: Sequence[Bill], since: float | None) -> Flow[list[Bill | None]]:
+        """One listing per vendor of the bills created since ``since`` (less ``RECONCILE_SKEW``), matched by
+        invoice number: BILL cannot filter on it, so this is one pass however many bills are looked for."""
+        built = [build_bill(bill) for bill in wanted]
         start = (since if since is not None else self.ctx.clock.wall()) - RECONCILE_SKEW
-        filters: list[tuple[str, str, Any]] = [
-            ("vendorId", "eq", request.vendor_id),
-            ("createdTime", "gte", dt.datetime.fromtimestamp(start, tz=dt.timezone.utc)),
-        ]
-        listed: list[BillResponse] = yield from collect(bills(self, filters=filters))
-        for wire in listed:
-            if wire.vendor_id == request.vendor_id and wire.invoice_number == request.invoice.invoice_number:
-                found_currency = yield from self._currency_of(wire, currency)
-                return to_bill(wire, found_currency, wire.model_dump(by_alias=True, exclude_none=True))
-        return None
+        created = dt.datetime.fromtimestamp(start, tz=dt.timezone.utc)
+        index = {(r.vendor_id, r.invoice.invoice_number): i for i, (r, _) in enumerate(built)}
+        found: list[Bill | None] = [None] * len(wanted)
+        for vendor in sorted({r.vendor_id for r, _ in built}):
+            filters: list[tuple[str, str, Any]] = [("vendorId", "eq", vendor), ("createdTime", "gte", created)]
+            listed: list[BillResponse] = yield from collect(bills(self, filters=filters))
+            for wire in listed:
+                i = index.get((wire.vendor_id or "", wire.invoice_number or ""))
+                if i is not None and found[i] is None:
+                    currency = yield from self._currency_of(wire, built[i][1])
+                    found[i] = to_bill(wire, currency, wire.model_dump(by_alias=True, exclude_none=True))
+        return found
 
     def native_client(self, io: AsyncIO | SyncIO) -> BillcomNative[Any]:
         return BillcomNative(self, io)

@@ -1,0 +1,177 @@
+"""The ``billkit`` command killed with SIGKILL at random points of a run, resumed each time: every row created once.
+
+For each provider, the sandbox runs in this test's process, served over HTTP on 127.0.0.1 (so its state outlives
+the killed processes, as a real provider's would), with a few faults (answers lost after the server acted, 5xx).
+``billkit run FILE`` starts; each time the server has seen a random number of further requests the process is
+killed with SIGKILL, at whatever point of the protocol it is (between the intent and the send, mid-bulk, while
+polling, while reconciling), and ``billkit resume J`` goes on. After the last kill a resume runs to the end. Then
+every row must be held by the server exactly once and exported as done with the id the server holds it under.
+
+Sizes: ``make soak`` (``BILLKIT_SOAK=full``) 5,000 rows and 20 kills per provider; ``make test`` 300 rows and 3
+kills. Real time (processes cannot share a virtual clock); the test waits on the server's request count, never
+on a fixed sleep. BILL runs with ``--settle 0``: the served sandbox lists a bill as soon as it is created.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from billkit.client import adapter_class
+from billkit.clock import SystemClock
+from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
+from billkit.providers.billcom.sandbox import VENDOR_ACME, VENDOR_GLOBEX, BillcomSandbox
+from billkit.providers.facturapi.sandbox import FacturapiSandbox
+from billkit.sandboxing import Faults, Sandbox
+
+from .sandbox_server import serve
+
+pytestmark = pytest.mark.soak
+FULL = os.environ.get("BILLKIT_SOAK") == "full"
+ROWS = 5_000 if FULL else 300
+KILLS = 20 if FULL else 3
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_file(provider: str, path: Path, n: int) -> list[str]:
+    """``n`` rows for ``provider``; returns their references (Facturapi: external_id; BILL: invoice number)."""
+    refs = []
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        if provider == "accepteasy":
+            out.writerow(["reference", "description", "total", "currency", "counterparty_email"])
+            for i in range(n):
+                refs.append(f"K-AE-{i:05d}")
+                out.writerow([refs[-1], f"Kill {i}", f"{10 + i % 90}.{i % 100:02d}", "EUR", f"p{i}@example.nl"])
+        elif provider == "billcom":
+            out.writerow(["reference", "counterparty_id", "issue_date", "due_date", "currency", "line_items"])
+            for i in range(n):
+                refs.append(f"K-INV-{i:05d}")
+                lines = json.dumps([{"description": "Parts", "quantity": "1", "unit_price": f"{5 + i % 50}.25"}])
+                out.writerow([refs[-1], VENDOR_ACME if i % 2 else VENDOR_GLOBEX, "2026-12-01", "2027-01-15", "USD",
+                              lines])  # fmt: skip
+        else:
+            header = ["reference", "counterparty_name", "counterparty_tax_id", "counterparty_zip", "currency",
+                      "line_items", "provider_options.payment_form", "counterparty.provider_options.tax_system"]  # fmt: skip
+            out.writerow(header)
+            for i in range(n):
+                refs.append(f"K-FA-{i:05d}")
+                lines = json.dumps([{"description": "Servicio", "unit_price": "100.00",
+                                     "taxes": [{"type": "IVA", "rate": "0.16"}],
+                                     "provider_options": {"product_key": "60131324"}}])  # fmt: skip
+                out.writerow([refs[-1], "ESCUELA KEMPER URGATE", "EKU9003173C9", "42501", "MXN", lines, "03", "601"])
+    return refs
+
+
+def sandbox(provider: str) -> Sandbox:
+    lost = Faults(drop_after=0.03, server_error=0.03, seed=17)
+    if provider == "accepteasy":
+        return AcceptEasySandbox(SystemClock(), lost, bulk_delay=0.2, bulk_rate=5000.0)
+    if provider == "billcom":
+        return BillcomSandbox(SystemClock(), lost)
+    return FacturapiSandbox(SystemClock(), lost, async_delay=0.1)
+
+
+def held(box: Sandbox) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if isinstance(box, AcceptEasySandbox):
+        for atid, b in box.bills.items():
+            out.setdefault(str(b.get("PaymentReference")), []).append(atid)
+    elif isinstance(box, BillcomSandbox):
+        for bill_id, b in box.bills.items():
+            out.setdefault(str(b["invoice"]["invoiceNumber"]), []).append(bill_id)
+    else:
+        assert isinstance(box, FacturapiSandbox)
+        for inv_id, inv in box.invoices.items():
+            out.setdefault(str(inv.get("external_id")), []).append(inv_id)
+    return out
+
+
+def environment(provider: str, box: Sandbox) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCEPTEASY_", "FACTURAPI_", "BILL_"))}
+    for cred in adapter_class(provider).credentials:
+        value = box.credentials.get(cred.name)
+        if value:
+            env[cred.env] = value
+    env["PYTHONPATH"] = str(ROOT / "src")
+    return env
+
+
+def command(*args: str) -> list[str]:
+    script = Path(sys.executable).with_name("billkit")
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "billkit.cli", *args]
+
+
+@pytest.mark.parametrize("provider", ["accepteasy", "billcom", "facturapi"])
+def test_the_cli_killed_at_random_points_and_resumed_creates_every_row_exactly_once(provider: str,
+                                                                                   tmp_path: Path) -> None:  # fmt: skip
+    box = sandbox(provider)
+    source = tmp_path / f"{provider}.csv"
+    refs = write_file(provider, source, ROWS)
+    journal = tmp_path / "run.journal"
+    seen = Counter[str]()
+    lock = threading.Lock()
+
+    def count(method: str, path: str) -> bool:
+        with lock:
+            seen["requests"] += 1
+        return False
+
+    seed = int(os.environ.get("BILLKIT_KILL_SEED", "20261203"))
+    rng = random.Random(f"{seed}-{provider}")
+    kills = 0
+    env = environment(provider, box)
+    with serve(box, hold=count, release=threading.Event()) as url:
+        # small chunks, so that a run is many submissions and a kill can land in the middle of one
+        chunk = {"accepteasy": 25 if not FULL else 100, "billcom": 20 if not FULL else 100, "facturapi": 50}[provider]
+        args = ["run", str(source), "-p", provider, "--base-url", url, "--journal", str(journal), "--settle", "0",
+                "--chunk", str(chunk)]  # fmt: skip
+        # requests a whole run makes, about (a bulk and its polls; an invoice create and its read): the kill points
+        # are spread over all of it
+        requests = {"accepteasy": 3 * ROWS // chunk, "billcom": 2 * ROWS // chunk, "facturapi": 2 * ROWS}[provider]
+        span = max(2, 2 * requests // (KILLS + 2))
+        while kills < KILLS:
+            proc = subprocess.Popen(command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            with lock:
+                target = seen["requests"] + rng.randint(1, span)
+            deadline = time.monotonic() + 300
+            while proc.poll() is None and seen["requests"] < target:
+                assert time.monotonic() < deadline, "the run made no progress"
+                time.sleep(0.001)
+            if proc.poll() is not None:  # it finished before the kill point
+                out, err = proc.communicate()
+                assert proc.returncode == 0, err[-3000:]
+                break
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            kills += 1
+            args = ["resume", str(journal), "--settle", "0", "--chunk", str(chunk)]
+            assert journal.exists(), "killed before the journal was written: the next run starts afresh"
+        done = subprocess.run(command("resume", str(journal), "--settle", "0"), env=env, capture_output=True,
+                              text=True, timeout=900)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        exported = subprocess.run(command("export", str(journal), "--format", "jsonl"), env=env, capture_output=True,
+                                  text=True, timeout=120)  # fmt: skip
+        holding = held(box)
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    print(f"\n{provider}: {ROWS} rows, killed {kills} times (seed {seed}), {seen['requests']} requests, "
+          f"faults {box.faults.injected if box.faults else {}}; held {sum(len(v) for v in holding.values())}")  # fmt: skip
+    assert kills == KILLS, "every kill must land while the run is still going"
+    assert [r["row"] for r in rows] == list(range(1, ROWS + 1)), "export accounts for every row, in order"
+    dups = {ref: ids for ref, ids in holding.items() if len(ids) > 1}
+    assert not dups, f"created twice: {list(dups.items())[:5]}"
+    assert sorted(holding) == sorted(refs), "every row created, nothing else"
+    for ref, row in zip(refs, rows, strict=True):
+        assert row["state"] == "done", row
+        assert row["provider_id"] == holding[ref][0], (ref, row)
