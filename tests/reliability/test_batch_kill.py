@@ -166,8 +166,9 @@ def test_the_cli_killed_at_random_points_and_resumed_creates_every_row_exactly_o
                                   text=True, timeout=120)  # fmt: skip
         holding = held(box)
     rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    injected = box.faults.injected if box.faults else {}
     print(f"\n{provider}: {ROWS} rows, killed {kills} times (seed {seed}), {seen['requests']} requests, "
-          f"faults {box.faults.injected if box.faults else {}}; held {sum(len(v) for v in holding.values())}")  # fmt: skip
+          f"faults {injected}; held {sum(len(v) for v in holding.values())}")  # fmt: skip
     assert kills == KILLS, "every kill must land while the run is still going"
     assert [r["row"] for r in rows] == list(range(1, ROWS + 1)), "export accounts for every row, in order"
     dups = {ref: ids for ref, ids in holding.items() if len(ids) > 1}
