@@ -117,6 +117,7 @@ def create(path: str | os.PathLike[str], bills: Iterable[Bill | tuple[int, Bill 
                 continue
             pinned, key = adapter.pin_key(bill, seed, index)
             batch.append((row, pinned.model_dump_json(exclude_defaults=True), key, None))
+            journal.memo[index] = pinned
             if len(batch) >= 5000:
                 journal.add(batch)
                 batch = []
@@ -250,20 +251,23 @@ def open_client(journal: Journal, *, sandbox: bool = False, base_url: str | None
 
 
 # -- running -----------------------------------------------------------------------------------------------------
-def run(journal: str | os.PathLike[str], *, sandbox: bool = False, base_url: str | None = None,
+def run(journal: Journal | str | os.PathLike[str], *, sandbox: bool = False, base_url: str | None = None,
         workers: int | None = None, chunk: int | None = None, rounds: int = 12, settle: float | None = None,
         on_progress: Callable[[Mapping[str, int]], None] | None = None,
         credentials: Mapping[str, str | None] | None = None) -> Summary:  # fmt: skip
-    """Run (or resume) the batch in ``journal`` to the end, from blocking code; see :func:`arun`."""
+    """Run (or resume) the batch in ``journal`` (a path, or an open :class:`Journal`, left open) to the end, from
+    blocking code; see :func:`arun`."""
 
-    async def main() -> Summary:
-        with Journal(journal) as j:
-            async with open_client(j, sandbox=sandbox, base_url=base_url, credentials=credentials) as client:
-                return await arun(
-                    j, client, workers=workers, chunk=chunk, rounds=rounds, settle=settle, on_progress=on_progress
-                )
+    async def main(j: Journal) -> Summary:
+        async with open_client(j, sandbox=sandbox, base_url=base_url, credentials=credentials) as client:
+            return await arun(
+                j, client, workers=workers, chunk=chunk, rounds=rounds, settle=settle, on_progress=on_progress
+            )
 
-    return anyio.run(main)
+    if isinstance(journal, Journal):
+        return anyio.run(main, journal)
+    with Journal(journal) as j:
+        return anyio.run(main, j)
 
 
 async def arun(journal: Journal | str | os.PathLike[str], client: AsyncClient, *, workers: int | None = None,
@@ -357,8 +361,7 @@ class _Runner:
 
     # -- sending ---------------------------------------------------------------------------------------------
     async def _send(self, items: Sequence[Item]) -> None:
-        bills = [Bill.model_validate_json(i.bill or "{}") for i in items]
-        self.j.intent([i.idx for i in items])
+        bills = [self._bill(i) for i in items]  # the claim wrote their intent
         try:
             op = await self.client.submit_many(bills)
         except ValidationError as exc:
@@ -397,9 +400,9 @@ class _Runner:
         except BillkitError:  # a token this billkit cannot read: look every item up instead
             await self._reconcile(items)
             return
-        await self._settle(items, op, by_pos=True)
+        await self._settle(items, op, self.j.positions(submission))
 
-    async def _settle(self, items: Sequence[Item], op: Any, *, by_pos: bool = False) -> None:
+    async def _settle(self, items: Sequence[Item], op: Any, positions: Mapping[int, int] | None = None) -> None:
         try:
             result = await op
         except (OperationTimeout, OperationCancelled):
@@ -409,7 +412,7 @@ class _Runner:
         outcomes: list[Outcome] = []
         doubtful: list[Item] = []
         for n, item in enumerate(items):
-            pos = item.pos if by_pos and item.pos is not None else n
+            pos = positions[item.idx] if positions is not None else n
             if isinstance(result, BulkResult):
                 entry = result[pos]
                 value: Bill | BaseException | None = entry.bill if entry.ok else entry.error
@@ -427,6 +430,10 @@ class _Runner:
         if doubtful:
             await self._reconcile(doubtful)
 
+    def _bill(self, item: Item) -> Bill:
+        """The item's bill: the one this process journaled, else read back from the journal."""
+        return self.j.memo.pop(item.idx, None) or Bill.model_validate_json(item.bill or "{}")
+
     def _taken(self, error: BaseException) -> bool:
         return isinstance(error, BillkitError) and self.client._adapter_cls.key_taken(error)
 
@@ -441,7 +448,7 @@ class _Runner:
         """Look the items up by their keys; found: done; proven absent: sent again one by one (same key); repeat
         for those still open, backing off. An item no look-up could settle in ``rounds`` is left unknown."""
         clock = self.client.clock
-        open_ = {i.idx: (i, Bill.model_validate_json(i.bill or "{}")) for i in items}
+        open_ = {i.idx: (i, self._bill(i)) for i in items}
         sent = [i.first_sent for i in items if i.first_sent is not None]
         since = min(sent) if sent else None
         last: dict[int, BaseException] = {}
@@ -461,9 +468,10 @@ class _Runner:
                 continue
             absent = []
             for (item, bill), hit in zip(list(open_.values()), found, strict=True):
-                if hit is not None:
-                    self.j.finish([await self._finished(item, hit)])
-                    del open_[item.idx]
+                if isinstance(hit, BillkitError):  # this one's look-up failed: again next round
+                    last[item.idx] = hit
+                elif hit is not None:
+                    await self._found(item, hit, open_, last)
                 else:
                     absent.append((item, bill))
             if absent:
@@ -481,16 +489,20 @@ class _Runner:
             kind, message = _error(error) if error is not None else ("OutcomeUnknownError", "not found")
             self.j.finish([(idx, "unknown", None, None, None, kind, message)])
 
-    async def _look_up(self, bills: Sequence[Bill], since: float | None) -> list[Bill | None]:
-        """Every bill looked up: in one pass where the provider can, else one by one, eight at once."""
+    async def _look_up(self, bills: Sequence[Bill], since: float | None) -> list[Bill | BillkitError | None]:
+        """Every bill looked up: in one pass where the provider can (raising when it fails), else one by one,
+        eight at once (a failed look-up is that bill's error)."""
         if self.client._adapter_cls.finds_in_bulk:
-            return await self.client.find_existing_many(bills, since=since)
-        found: list[Bill | None] = [None] * len(bills)
+            return list(await self.client.find_existing_many(bills, since=since))
+        found: list[Bill | BillkitError | None] = [None] * len(bills)
         gate = anyio.CapacityLimiter(8)
 
         async def one(k: int) -> None:
             async with gate:
-                found[k] = await self.client.find_existing(bills[k], since=since)
+                try:
+                    found[k] = await self.client.find_existing(bills[k], since=since)
+                except BillkitError as exc:
+                    found[k] = exc
 
         async with anyio.create_task_group() as tg:
             for k in range(len(bills)):
@@ -510,8 +522,18 @@ class _Runner:
                 self.j.finish([(item.idx, "failed", None, None, None, kind, message)])
                 del open_[item.idx]
                 return
-            self.j.finish([await self._finished(item, created)])
-            del open_[item.idx]
+            await self._found(item, created, open_, last)
+
+    async def _found(self, item: Item, bill: Bill, open_: dict[int, tuple[Item, Bill]],
+                     last: dict[int, BaseException]) -> None:  # fmt: skip
+        """A found or created bill: recorded, once its creation is over (a read that fails leaves it open)."""
+        try:
+            outcome = await self._finished(item, bill)
+        except BillkitError as exc:
+            last[item.idx] = exc
+            return
+        self.j.finish([outcome])
+        del open_[item.idx]
 
     async def _finished(self, item: Item, found: Bill) -> Outcome:
         """A found or created bill still being created (Facturapi stamping) is waited for."""

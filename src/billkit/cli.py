@@ -103,13 +103,19 @@ class _Report:
 
 
 # -- running -----------------------------------------------------------------------------------------------------
-def _run(journal_path: Path, *, workers: int | None, chunk: int | None, settle: float | None) -> int:
-    with Journal(journal_path) as journal:
-        options, total, counts = journal.options, journal.total(), journal.counts()
+def _run(journal_path: Path, *, workers: int | None, chunk: int | None, settle: float | None,
+         journal: Journal | None = None) -> int:  # fmt: skip
+    with journal or Journal(journal_path) as j:
+        return _run_open(j, workers=workers, chunk=chunk, settle=settle)
+
+
+def _run_open(journal: Journal, *, workers: int | None, chunk: int | None, settle: float | None) -> int:
+    journal_path = journal.path
+    options, total, counts = journal.options, journal.total(), journal.counts()
     report = _Report(total, sum(counts[s] for s in ("done", "failed", "unknown", "invalid")))
     try:
         with report:
-            summary = billkit.batch.run(journal_path, sandbox=bool(options.get("sandbox")),
+            summary = billkit.batch.run(journal, sandbox=bool(options.get("sandbox")),
                                         base_url=options.get("base_url"), workers=workers, chunk=chunk,
                                         settle=settle, on_progress=report)  # fmt: skip
     except KeyboardInterrupt:
@@ -171,10 +177,10 @@ def run(
         raise typer.Exit(EXIT_REFUSED)
     entries = [(r.row, r.bill, "; ".join(str(e) for e in r.errors) or None) for r in rows]
     options: dict[str, Any] = {"sandbox": sandbox, "base_url": base_url}
-    billkit.batch.create(target, entries, provider=provider, source=str(file), options=options).close()
+    opened = billkit.batch.create(target, entries, provider=provider, source=str(file), options=options)
     err.print(f"{len(rows)} rows journaled in {target}" + (f" ({len(bad)} bad, not sent)" if bad else ""),
               highlight=False)  # fmt: skip
-    raise typer.Exit(_run(target, workers=workers, chunk=chunk, settle=settle))
+    raise typer.Exit(_run(target, workers=workers, chunk=chunk, settle=settle, journal=opened))
 
 
 @app.command()

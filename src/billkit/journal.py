@@ -58,8 +58,7 @@ CREATE TABLE items (
     owner TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     first_sent REAL,                  -- wall time of the first send (the window a look-up searches)
-    submission INTEGER REFERENCES submissions(id),
-    pos INTEGER,                      -- the item's position in its submission
+    submission INTEGER REFERENCES submissions(id),  -- its items, in idx order, are the submission's inputs
     provider_id TEXT,
     status TEXT,                      -- the bill's status when done
     error_type TEXT,
@@ -84,16 +83,13 @@ class Item:
     attempts: int
     first_sent: float | None
     submission: int | None
-    pos: int | None
     provider_id: str | None
     status: str | None
     error_type: str | None
     error: str | None
 
 
-_ITEM_COLUMNS = (
-    "idx, row, bill, key, state, attempts, first_sent, submission, pos, provider_id, status, error_type, error"
-)
+_ITEM_COLUMNS = "idx, row, bill, key, state, attempts, first_sent, submission, provider_id, status, error_type, error"
 
 
 def _item(row: Sequence[Any]) -> Item:
@@ -130,6 +126,8 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._registered = False
+        #: bills this process journaled, by idx, so that its own run need not read them back
+        self.memo: dict[int, Any] = {}
 
     # -- creation and format -----------------------------------------------------------------------------------
     @classmethod
@@ -192,7 +190,11 @@ class Journal:
 
     def close(self) -> None:
         with self._write():
-            self._db.execute("UPDATE items SET owner = NULL WHERE owner = ?", (self.owner,))
+            # unfinished items go back; a finished one keeps the owner that finished it (host:pid:run)
+            self._db.execute(
+                "UPDATE items SET owner = NULL WHERE owner = ? AND state IN ('pending', 'sending', 'submitted')",
+                (self.owner,),
+            )
             self._db.execute("DELETE FROM owners WHERE id = ?", (self.owner,))
         self._db.close()
 
@@ -252,7 +254,10 @@ class Journal:
 
     def claim(self, limit: int, *, states: Sequence[str] = ("pending", "sending", "submitted")) -> list[Item]:
         """Take up to ``limit`` unfinished items for this process: unowned ones, and those of owners that are gone
-        (with every other unfinished item of their submissions, so a submission is resumed by one process)."""
+        (with every other unfinished item of their submissions, so a submission is resumed by one process).
+
+        The pending ones are marked ``sending`` in the same transaction (the intent: the caller sends them next);
+        the items returned carry the state they had before, which tells the caller what to do with each."""
         if not self._registered:
             self.heartbeat()
         marks = ",".join("?" * len(states))
@@ -274,17 +279,31 @@ class Journal:
                     "SELECT idx FROM items WHERE submission = ? AND owner IS NULL AND state = 'submitted'", (sub,)
                 ))  # fmt: skip
             picked = sorted(set(picked))
-            db.executemany("UPDATE items SET owner = ? WHERE idx = ?", [(self.owner, i) for i in picked])
+            if not picked:
+                return []
+            marks = ",".join("?" * len(picked))
             rows = db.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE idx IN ({','.join('?' * len(picked))}) ORDER BY idx",
-                picked,
-            ).fetchall() if picked else []  # fmt: skip
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE idx IN ({marks}) ORDER BY idx", picked
+            ).fetchall()
+            db.execute(f"UPDATE items SET owner = ? WHERE idx IN ({marks})", (self.owner, *picked))
+            # the intent of the pending ones: they are sent as soon as this returns
+            now = time.time()
+            db.execute(
+                "UPDATE items SET state = 'sending', attempts = attempts + 1, first_sent = COALESCE(first_sent, ?), "
+                f"updated = ? WHERE state = 'pending' AND idx IN ({marks})", (now, now, *picked),
+            )  # fmt: skip
         return [_item(r) for r in rows]
 
     def release(self, idxs: Iterable[int]) -> None:
+        """Give back the items of ``idxs`` this process has not finished (a deadline, a cancel)."""
+        picked = list(idxs)
+        if not picked:
+            return
         with self._write() as db:
-            db.executemany("UPDATE items SET owner = NULL WHERE idx = ? AND owner = ?",
-                           [(i, self.owner) for i in idxs])  # fmt: skip
+            db.execute(
+                f"UPDATE items SET owner = NULL WHERE owner = ? AND state IN ('pending', 'sending', 'submitted') "
+                f"AND idx IN ({','.join('?' * len(picked))})", (self.owner, *picked),
+            )  # fmt: skip
 
     def others_active(self) -> bool:
         """Whether another live process owns unfinished items (so this one should wait for them, not stop)."""
@@ -303,23 +322,33 @@ class Journal:
         with self._write() as db:
             db.executemany(
                 "UPDATE items SET state = 'sending', attempts = attempts + 1, first_sent = COALESCE(first_sent, ?), "
-                "submission = NULL, pos = NULL, updated = ? WHERE idx = ? AND owner = ?",
+                "updated = ? WHERE idx = ? AND owner = ?",
                 [(now, now, i, self.owner) for i in idxs],
             )
 
     def submitted(self, idxs: Sequence[int], token: str) -> int:
-        """The provider accepted the send of ``idxs`` (in this order); ``token`` resumes the submission."""
+        """The provider accepted the send of ``idxs`` (in increasing order: the submission's inputs in the order
+        sent); ``token`` resumes the submission."""
+        if list(idxs) != sorted(idxs):
+            raise ValueError("a submission's items are recorded in idx order")
         now = time.time()
         with self._write() as db:
             cur = db.execute("INSERT INTO submissions (token, created) VALUES (?, ?)", (token, now))
             sub = cur.lastrowid
             assert sub is not None
-            db.executemany(
-                "UPDATE items SET state = 'submitted', submission = ?, pos = ?, updated = ? "
-                "WHERE idx = ? AND owner = ?",
-                [(sub, pos, now, i, self.owner) for pos, i in enumerate(idxs)],
-            )
+            db.execute(
+                f"UPDATE items SET state = 'submitted', submission = ?, updated = ? WHERE owner = ? "
+                f"AND idx IN ({','.join('?' * len(idxs))})", (sub, now, self.owner, *idxs),
+            )  # fmt: skip
         return sub
+
+    def positions(self, submission: int) -> dict[int, int]:
+        """Each item's position among the inputs of ``submission`` (they were sent in idx order).
+
+        Stable while the submission can still be resumed: an item keeps its submission when it is finished or
+        sent again alone, and is given another one only after every result of this one was recorded."""
+        rows = self._db.execute("SELECT idx FROM items WHERE submission = ? ORDER BY idx", (submission,))
+        return {idx: pos for pos, (idx,) in enumerate(rows)}
 
     def token(self, submission: int) -> str:
         row = self._db.execute("SELECT token FROM submissions WHERE id = ?", (submission,)).fetchone()

@@ -8,6 +8,7 @@ answer, which is what a client sees when the server acted and the connection bro
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,11 +28,13 @@ class _Server(ThreadingHTTPServer):
 
 @contextmanager
 def serve(box: Sandbox, *, hold: Callable[[str, str], bool] | None = None,
-          release: threading.Event | None = None) -> Iterator[str]:  # fmt: skip
+          release: threading.Event | None = None, in_flight: Counter[str] | None = None) -> Iterator[str]:  # fmt: skip
     """Serve ``box`` on a free port of 127.0.0.1 while the block runs; yields the base URL to give clients.
 
     ``hold(method, path)``: a request for which it answers True waits (before reaching the sandbox) until
     ``release`` is set, like a server that stalls: the test decides what is in flight when it kills a client.
+    ``in_flight``: kept up to date with the requests being served (``now``), the most at once (``peak``) and
+    how many in all (``requests``); the sandbox itself answers one at a time, slowly enough that clients overlap.
     """
     lock = threading.Lock()
     prefix = httpx.URL(box.base_url).path.rstrip("/")
@@ -43,6 +46,27 @@ def serve(box: Sandbox, *, hold: Callable[[str, str], bool] | None = None,
             return
 
         def _any(self) -> None:
+            if in_flight is None:
+                return self._serve()
+            with lock:
+                in_flight["now"] += 1
+                in_flight["requests"] += 1
+                in_flight["peak"] = max(in_flight["peak"], in_flight["now"])
+            self.counted = True
+            try:
+                return self._serve()
+            finally:
+                self._answered()
+
+        def _answered(self) -> None:
+            """The request stops counting just before its answer goes out: a client may send its next request as
+            soon as it has the answer, before this thread has finished writing."""
+            if in_flight is not None and getattr(self, "counted", False):
+                self.counted = False
+                with lock:
+                    in_flight["now"] -= 1
+
+        def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             url = httpx.URL(box.base_url).copy_with(raw_path=self.path.encode())
@@ -59,6 +83,7 @@ def serve(box: Sandbox, *, hold: Callable[[str, str], bool] | None = None,
             except httpx.TransportError:
                 self.close_connection = True  # an injected drop: no answer at all
                 return
+            self._answered()
             self.send_response(response.status_code)
             for name, value in response.headers.items():
                 if name.lower() not in ("content-length", "transfer-encoding", "connection"):

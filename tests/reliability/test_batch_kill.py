@@ -28,8 +28,11 @@ from pathlib import Path
 
 import pytest
 
+import billkit.batch
+from billkit.batchfile import read_bills
 from billkit.client import adapter_class
 from billkit.clock import SystemClock
+from billkit.journal import Journal
 from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 from billkit.providers.billcom.sandbox import VENDOR_ACME, VENDOR_GLOBEX, BillcomSandbox
 from billkit.providers.facturapi.sandbox import FacturapiSandbox
@@ -177,3 +180,40 @@ def test_the_cli_killed_at_random_points_and_resumed_creates_every_row_exactly_o
     for ref, row in zip(refs, rows, strict=True):
         assert row["state"] == "done", row
         assert row["provider_id"] == holding[ref][0], (ref, row)
+
+
+@pytest.mark.parametrize("provider", ["accepteasy", "billcom"])
+def test_two_processes_sharing_one_journal_send_no_item_twice(provider: str, tmp_path: Path) -> None:
+    """Two ``billkit resume J`` at once on one journal (claims are transactions): each does part of the work, no
+    item is sent twice, and BILL's 3 requests in flight hold across both (the server counts them)."""
+    box = sandbox(provider)
+    source = tmp_path / f"{provider}.csv"
+    refs = write_file(provider, source, ROWS)
+    journal = tmp_path / "shared.journal"
+    served = Counter[str]()
+    env = environment(provider, box)
+    chunk = "10" if provider == "billcom" else "25"
+    with serve(box, in_flight=served) as url:
+        rows = read_bills(source, provider=provider)
+        entries = [(r.row, r.bill, None) for r in rows]
+        billkit.batch.create(journal, entries, provider=provider, options={"base_url": url}).close()
+        resume = command("resume", str(journal), "--settle", "0", "--chunk", chunk)
+        both = [subprocess.Popen(resume, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]  # fmt: skip
+        outputs = [p.communicate(timeout=600) for p in both]
+        holding = held(box)
+    for proc, (_, err) in zip(both, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    with Journal(journal) as j:
+        owners = Counter(row[0] for row in j._db.execute("SELECT owner FROM items"))
+        states = Counter(r["state"] for r in j.rows())
+    print(f"\n{provider}: {ROWS} rows by two processes: items per process {sorted(owners.values())}, "
+          f"{served['requests']} requests, at most {served['peak']} in flight at the server")  # fmt: skip
+    assert states == {"done": ROWS}
+    assert len(owners) == 2, "both processes must have taken part"
+    assert not {ref: ids for ref, ids in holding.items() if len(ids) > 1}, "an item was created twice"
+    assert sorted(holding) == sorted(refs)
+    if provider == "billcom":
+        assert served["peak"] <= 3, "BILL allows 3 requests in flight per devKey and organization"
+    else:
+        assert served["peak"] > 3, "the server must see requests overlap (else the BILL bound proves nothing)"
