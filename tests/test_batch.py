@@ -262,3 +262,24 @@ def test_a_sandbox_run_keeps_the_sandbox_next_to_the_journal(tmp_path: Path) -> 
     again = billkit.batch.run(tmp_path / "j", sandbox=True)  # nothing left: no request
     assert again.ok and again.requests == 0
     assert Counter(r["state"] for r in Journal(tmp_path / "j").rows()) == {"done": 30}
+
+
+def test_logins_are_budgeted_across_the_runs_of_a_journal(tmp_path: Path) -> None:
+    """BILL allows 200 logins per devKey per hour: a run that finds 200 in the journal's last hour waits (on the
+    sandbox's virtual clock) until the oldest ages out, then logs in and finishes."""
+    path = tmp_path / "j"
+    billkit.batch.create(path, bills_for("billcom", 4), provider="billcom").close()
+    first = billkit.batch.run(path, sandbox=True, chunk=2, workers=1)
+    assert first.ok
+    box = Sandbox.load(billkit.batch.sandbox_path(path))
+    at = box.clock.wall()
+    with Journal(path) as journal:
+        [(first_login,)] = journal._db.execute("SELECT at FROM logins").fetchall()  # the first run's one login
+        assert first_login <= at
+        journal._db.executemany("INSERT INTO logins VALUES (?)", [(at,)] * 199)  # 200 in the last hour
+        journal._db.execute("UPDATE items SET state = 'sending' WHERE idx = 3")  # in doubt: a look-up, after a login
+    second = billkit.batch.run(path, sandbox=True)
+    assert second.ok
+    after = Sandbox.load(billkit.batch.sandbox_path(path))
+    assert after.clock.wall() >= first_login + 3600, "the login must wait until the oldest of the 200 ages out"
+    assert isinstance(after, BillcomSandbox) and after.logins == 2

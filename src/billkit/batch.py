@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     import anyio
 
     from billkit.client import AsyncClient
+    from billkit.clock import Clock
     from billkit.sandboxing import Sandbox
 else:
     anyio = LazyModule("anyio")
@@ -178,20 +179,33 @@ class Slots:
         self._fds = []
 
 
-class _SlotTransport(httpx.AsyncBaseTransport):
-    """Each request holds one of the shared slots while it is in flight."""
+class _BudgetTransport(httpx.AsyncBaseTransport):
+    """The provider's budgets, shared by every process of the batch: each request holds one of the shared slots
+    while it is in flight; a login waits (on ``clock``) until the journal's count of recent logins allows it."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, slots: Slots) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, slots: Slots | None, journal: Journal,
+                 logins: tuple[str, int, float] | None, clock: Clock) -> None:  # fmt: skip
         self._inner = inner
         self._slots = slots
+        self._journal = journal
+        self._logins = logins
+        self._clock = clock
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._logins is not None and request.method == "POST" and request.url.path.endswith(self._logins[0]):
+            _, limit, window = self._logins
+            while (wait := self._journal.take_login(self._clock.wall(), limit, window)) > 0:
+                await self._clock.sleep(wait)
+        if self._slots is None:
+            return await self._inner.handle_async_request(request)
         async with self._slots.slot():
             response = await self._inner.handle_async_request(request)
             await response.aread()
             return response
 
     async def aclose(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
         await self._inner.aclose()
 
 
@@ -230,6 +244,7 @@ def open_client(journal: Journal, *, sandbox: bool = False, base_url: str | None
     kept next to the journal (:func:`sandbox_path`); requests limited across processes by :class:`Slots` when the
     provider has an in-flight limit."""
     from billkit.client import AsyncClient, adapter_class
+    from billkit.clock import SystemClock
     from billkit.sandboxing import Sandbox
 
     provider = journal.provider
@@ -243,8 +258,10 @@ def open_client(journal: Journal, *, sandbox: bool = False, base_url: str | None
         keeper.save()
         inner = keeper
     limit = cls.max_in_flight
-    if share_budget and limit:
-        inner = _SlotTransport(inner or httpx.AsyncHTTPTransport(), Slots(journal.path, limit))
+    if share_budget and (limit or cls.login_budget):
+        slots = Slots(journal.path, limit) if limit else None
+        clock = box.clock if box is not None else SystemClock()
+        inner = _BudgetTransport(inner or httpx.AsyncHTTPTransport(), slots, journal, cls.login_budget, clock)
     return AsyncClient(
         provider, sandbox=box, base_url=base_url, transport=inner, **cast("dict[str, Any]", dict(credentials or {}))
     )
@@ -286,6 +303,7 @@ async def arun(journal: Journal | str | os.PathLike[str], client: AsyncClient, *
     try:
         if j.provider != client.provider:
             raise JournalError(f"{j.path} is a {j.provider} batch, not {client.provider}")
+        j.wall = client.clock.wall  # the time of each send, in the provider's time
         runner = _Runner(j, client, chunk or DEFAULT_CHUNK.get(client.provider, 100), rounds, on_progress)
         if settle is not None:
             runner.settle = settle

@@ -240,6 +240,8 @@ class Adapter(ABC):
         yield
 
     # -- batches: what identifies a bill at the provider, and how to find it after a lost answer ------------------
+    #: a provider's limit on logins, shared by every process of a batch: ``(path, logins, per seconds)``
+    login_budget: ClassVar[tuple[str, int, float] | None] = None
     #: the ``provider_options`` names of a bill (and of its counterparty) this adapter knows, for readers of files
     #: that refuse a misspelt option column before anything is sent; None: not checked
     option_names: ClassVar[frozenset[str] | None] = None

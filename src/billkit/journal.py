@@ -28,7 +28,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
 CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE logins (at REAL NOT NULL);
 CREATE TABLE items (
     idx INTEGER PRIMARY KEY,          -- the input's position, from 0
     row INTEGER NOT NULL,             -- its row in the source file (1-based), or idx + 1
@@ -128,6 +129,10 @@ class Journal:
         self._registered = False
         #: bills this process journaled, by idx, so that its own run need not read them back
         self.memo: dict[int, Any] = {}
+        #: the wall clock of the provider's time: the time of a send (the window a look-up searches) is read from
+        #: it, so a run on a sandbox's virtual clock looks in the sandbox's time. Liveness (heartbeats) stays on
+        #: the real clock.
+        self.wall: Callable[[], float] = time.time
 
     # -- creation and format -----------------------------------------------------------------------------------
     @classmethod
@@ -267,7 +272,8 @@ class Journal:
                 db.executemany("UPDATE items SET owner = NULL WHERE owner = ?", [(g,) for g in gone])
                 db.executemany("DELETE FROM owners WHERE id = ?", [(g,) for g in gone])
             picked = [r[0] for r in db.execute(
-                f"SELECT idx FROM items WHERE owner IS NULL AND state IN ({marks}) ORDER BY idx LIMIT ?",
+                f"SELECT idx FROM items WHERE (owner IS NULL OR owner NOT IN (SELECT id FROM owners)) "
+                f"AND state IN ({marks}) ORDER BY idx LIMIT ?",
                 (*states, limit),
             )]  # fmt: skip
             subs = sorted({s[0] for s in db.execute(
@@ -276,7 +282,8 @@ class Journal:
             )}) if picked else []  # fmt: skip
             for sub in subs:
                 picked.extend(r[0] for r in db.execute(
-                    "SELECT idx FROM items WHERE submission = ? AND owner IS NULL AND state = 'submitted'", (sub,)
+                    "SELECT idx FROM items WHERE submission = ? AND state = 'submitted' "
+                    "AND (owner IS NULL OR owner NOT IN (SELECT id FROM owners))", (sub,)
                 ))  # fmt: skip
             picked = sorted(set(picked))
             if not picked:
@@ -287,7 +294,7 @@ class Journal:
             ).fetchall()
             db.execute(f"UPDATE items SET owner = ? WHERE idx IN ({marks})", (self.owner, *picked))
             # the intent of the pending ones: they are sent as soon as this returns
-            now = time.time()
+            now = self.wall()
             db.execute(
                 "UPDATE items SET state = 'sending', attempts = attempts + 1, first_sent = COALESCE(first_sent, ?), "
                 f"updated = ? WHERE state = 'pending' AND idx IN ({marks})", (now, now, *picked),
@@ -310,15 +317,27 @@ class Journal:
         with self._write() as db:
             gone = set(self._gone(db))
             owners = {r[0] for r in db.execute(
-                "SELECT DISTINCT owner FROM items WHERE owner IS NOT NULL AND owner != ? AND state NOT IN "
-                "('done', 'failed', 'unknown', 'invalid')", (self.owner,),
+                "SELECT DISTINCT owner FROM items WHERE owner IN (SELECT id FROM owners) AND owner != ? AND state "
+                "NOT IN ('done', 'failed', 'unknown', 'invalid')", (self.owner,),
             )}  # fmt: skip
         return bool(owners - gone)
+
+    # -- budgets ----------------------------------------------------------------------------------------------
+    def take_login(self, now: float, limit: int, window: float) -> float:
+        """Record a login at ``now`` if fewer than ``limit`` were recorded in the ``window`` seconds before it
+        (returns 0); otherwise record nothing and return how long to wait for the oldest to age out."""
+        with self._write() as db:
+            db.execute("DELETE FROM logins WHERE at <= ?", (now - window,))
+            count, oldest = db.execute("SELECT COUNT(*), MIN(at) FROM logins").fetchone()
+            if count < limit:
+                db.execute("INSERT INTO logins VALUES (?)", (now,))
+                return 0.0
+        return float(oldest) + window - now
 
     # -- what happens to an item --------------------------------------------------------------------------------
     def intent(self, idxs: Sequence[int]) -> None:
         """Before a send: the items are ``sending`` (one more attempt; the time of the first send kept)."""
-        now = time.time()
+        now = self.wall()
         with self._write() as db:
             db.executemany(
                 "UPDATE items SET state = 'sending', attempts = attempts + 1, first_sent = COALESCE(first_sent, ?), "
@@ -331,7 +350,7 @@ class Journal:
         sent); ``token`` resumes the submission."""
         if list(idxs) != sorted(idxs):
             raise ValueError("a submission's items are recorded in idx order")
-        now = time.time()
+        now = self.wall()
         with self._write() as db:
             cur = db.execute("INSERT INTO submissions (token, created) VALUES (?, ?)", (token, now))
             sub = cur.lastrowid
@@ -360,7 +379,7 @@ class Journal:
                ) -> None:  # fmt: skip
         """Record outcomes ``(idx, state, provider_id, status, result json, error type, error)``; a state of
         ``pending`` puts the item back (proven absent, or never sent), keeping its key."""
-        now = time.time()
+        now = self.wall()
         with self._write() as db:
             db.executemany(
                 "UPDATE items SET state = ?, provider_id = ?, status = ?, result = ?, error_type = ?, error = ?, "

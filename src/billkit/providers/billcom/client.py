@@ -565,6 +565,8 @@ class BillcomAdapter(Adapter):
     #: BILL has no idempotency key, and whether a bill is listed at once after its create is not documented:
     #: a look-up proves a bill absent only once this long has passed since it was sent
     reconcile_settle = 120.0
+    #: 200 logins per devKey per hour (documented); each client logs in once, so this binds only across processes
+    login_budget = ("/v3/login", 200, 3600.0)
     option_names = frozenset(f.alias or n for n, f in BillCreate.model_fields.items())
 
     @classmethod
