@@ -122,7 +122,7 @@ def test_items_are_keyed_when_journaled_and_the_key_survives_in_the_journal(tmp_
     keys = [r["key"] for r in journal.rows()]
     assert keys[1] == "mine"
     assert keys[0] != keys[2] and all(k.startswith("bk-") for k in (keys[0], keys[2]))
-    stored = [Bill.model_validate_json(i.bill or "") for i in journal.claim(10)]
+    stored = [Bill.model_validate_json(journal.bill(i.idx) or "") for i in journal.claim(10)]
     assert [b.provider_options["idempotency_key"] for b in stored] == keys
     journal.close()
 
@@ -139,7 +139,7 @@ def test_an_item_left_sending_by_a_dead_process_is_looked_up_not_sent_again(tmp_
             claimed = journal.claim(2)
             journal.intent([i.idx for i in claimed])
             for item in claimed:  # sent: the provider created them; the answers never reached the journal
-                await client.create(Bill.model_validate_json(item.bill or ""))
+                await client.create(Bill.model_validate_json(journal.bill(item.idx) or ""))
             journal._db.execute("UPDATE owners SET pid = 999999999")  # that process is gone
             journal.owner = "another-process"
             journal._registered = False

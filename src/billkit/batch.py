@@ -450,7 +450,7 @@ class _Runner:
 
     def _bill(self, item: Item) -> Bill:
         """The item's bill: the one this process journaled, else read back from the journal."""
-        return self.j.memo.pop(item.idx, None) or Bill.model_validate_json(item.bill or "{}")
+        return self.j.memo.pop(item.idx, None) or Bill.model_validate_json(self.j.bill(item.idx) or "{}")
 
     def _taken(self, error: BaseException) -> bool:
         return isinstance(error, BillkitError) and self.client._adapter_cls.key_taken(error)

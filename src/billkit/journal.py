@@ -50,10 +50,12 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
 CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE logins (at REAL NOT NULL);
+-- the bills as JSON, each with its provider key pinned, written once (an invalid row has none), apart from the
+-- items, so that the many small updates of an item's state do not rewrite its bill
+CREATE TABLE inputs (idx INTEGER PRIMARY KEY, bill TEXT NOT NULL);
 CREATE TABLE items (
     idx INTEGER PRIMARY KEY,          -- the input's position, from 0
     row INTEGER NOT NULL,             -- its row in the source file (1-based), or idx + 1
-    bill TEXT,                        -- the bill as JSON, its provider key pinned (NULL for an invalid row)
     key TEXT,                         -- the key that identifies it at the provider
     state TEXT NOT NULL,
     owner TEXT,
@@ -78,7 +80,6 @@ class Item:
 
     idx: int
     row: int
-    bill: str | None
     key: str | None
     state: str
     attempts: int
@@ -90,7 +91,7 @@ class Item:
     error: str | None
 
 
-_ITEM_COLUMNS = "idx, row, bill, key, state, attempts, first_sent, submission, provider_id, status, error_type, error"
+_ITEM_COLUMNS = "idx, row, key, state, attempts, first_sent, submission, provider_id, status, error_type, error"
 
 
 def _item(row: Sequence[Any]) -> Item:
@@ -226,16 +227,23 @@ class Journal:
         now = time.time()
         with self._write() as db:
             start = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM items").fetchone()[0]
-            rows = [
-                (start + i, row, bill, key, "invalid" if (error or bill is None) else "pending",
-                 "ValidationError" if error else None, error, now)
-                for i, (row, bill, key, error) in enumerate(items)
-            ]  # fmt: skip
+            rows, inputs = [], []
+            for i, (row, bill, key, error) in enumerate(items):
+                bad = error is not None or bill is None
+                rows.append((start + i, row, key, "invalid" if bad else "pending",
+                             "ValidationError" if error else None, error, now))  # fmt: skip
+                if bill is not None and not bad:
+                    inputs.append((start + i, bill))
             db.executemany(
-                "INSERT INTO items (idx, row, bill, key, state, error_type, error, updated) VALUES (?,?,?,?,?,?,?,?)",
-                rows,
+                "INSERT INTO items (idx, row, key, state, error_type, error, updated) VALUES (?,?,?,?,?,?,?)", rows
             )
+            db.executemany("INSERT INTO inputs VALUES (?, ?)", inputs)
         return len(rows)
+
+    def bill(self, idx: int) -> str | None:
+        """The bill of item ``idx``, as JSON with its key pinned (None for an invalid row)."""
+        row = self._db.execute("SELECT bill FROM inputs WHERE idx = ?", (idx,)).fetchone()
+        return None if row is None else str(row[0])
 
     # -- claims ----------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
