@@ -163,3 +163,11 @@ def test_the_console_script_runs_and_billkit_never_imports_the_cli(tmp_path: Pat
     probe = "import sys, billkit, billkit.batch, billkit.batchfile; print(sorted({'typer', 'rich'} & set(sys.modules)))"
     light = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert light.stdout.strip() == "[]", light.stderr
+
+
+def test_export_carries_the_links_of_each_created_bill(tmp_path: Path) -> None:
+    source = write(tmp_path, "bills.csv", AE_HEADER + "A-1,One,10.00,EUR,a@example.nl\n")
+    assert billkit("run", source, "-p", "accepteasy", "--sandbox")[0] == EXIT_DONE
+    _, exported = billkit("export", tmp_path / "bills.csv.journal")
+    [row] = list(csv.DictReader(io.StringIO(exported)))
+    assert row["provider_id"] and row["provider_id"] in json.loads(row["links"])["location"]

@@ -233,16 +233,17 @@ def export(
     file_format: Annotated[Format, typer.Option("--format", help="csv or jsonl")] = Format.csv,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="the file to write (default: stdout)")] = None,
 ) -> None:
-    """One row per input, in input order: row, key, state, provider id, status, error."""
+    """One row per input, in input order: row, key, state, provider id, status, error, links."""
     _exists(journal)
-    fields = ["index", "row", "key", "state", "provider_id", "status", "error_type", "error", "attempts"]
+    fields = ["index", "row", "key", "state", "provider_id", "status", "error_type", "error", "attempts", "links"]
     target = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
         with Journal(journal) as j:
             if file_format is Format.csv:
                 writer = csv.DictWriter(target, fieldnames=fields)
                 writer.writeheader()
-                writer.writerows(j.rows())
+                # the bill's links (AcceptEasy's location) as JSON in one cell
+                writer.writerows({**row, "links": json.dumps(row["links"]) if row["links"] else ""} for row in j.rows())
             else:
                 for row in j.rows():
                     target.write(json.dumps(row) + "\n")

@@ -428,11 +428,14 @@ class Journal:
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every item, in input order, as the export writes it."""
         cursor = self._db.execute(
-            "SELECT idx, row, key, state, provider_id, status, error_type, error, attempts FROM items ORDER BY idx"
+            "SELECT idx, row, key, state, provider_id, status, error_type, error, attempts, result FROM items "
+            "ORDER BY idx"
         )
-        for idx, row, key, state, provider_id, status, etype, error, attempts in cursor:
+        for idx, row, key, state, provider_id, status, etype, error, attempts, result in cursor:
+            links = json.loads(result).get("links", {}) if result else {}
             yield {"index": idx, "row": row, "key": key, "state": state, "provider_id": provider_id,
-                   "status": status, "error_type": etype, "error": error, "attempts": attempts}  # fmt: skip
+                   "status": status, "error_type": etype, "error": error, "attempts": attempts,
+                   "links": links}  # fmt: skip
 
     def result(self, idx: int) -> str | None:
         row = self._db.execute("SELECT result FROM items WHERE idx = ?", (idx,)).fetchone()
