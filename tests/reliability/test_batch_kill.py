@@ -217,3 +217,29 @@ def test_two_processes_sharing_one_journal_send_no_item_twice(provider: str, tmp
         assert served["peak"] <= 3, "BILL allows 3 requests in flight per devKey and organization"
     else:
         assert served["peak"] > 3, "the server must see requests overlap (else the BILL bound proves nothing)"
+
+
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(tmp_path: Path) -> None:
+    box = sandbox("facturapi")
+    source = tmp_path / "facturapi.csv"
+    refs = write_file("facturapi", source, 120)
+    journal = tmp_path / "run.journal"
+    served = Counter[str]()
+    env = environment("facturapi", box)
+    with serve(box, in_flight=served) as url:
+        run = command("run", str(source), "-p", "facturapi", "--base-url", url, "--journal", str(journal))
+        proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while served["requests"] < 40:  # mid-run: some invoices created, others not yet sent
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended or made no progress"
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err[-2000:]
+        assert f"billkit resume {journal}" in err
+        with Journal(journal) as j:
+            assert j.counts()["done"] < 120, "interrupted before the end"
+        done = subprocess.run(command("resume", str(journal)), env=env, capture_output=True, text=True, timeout=300)
+        holding = held(box)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(holding) == sorted(refs) and all(len(ids) == 1 for ids in holding.values())
