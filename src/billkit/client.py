@@ -25,7 +25,7 @@ import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -39,6 +39,7 @@ from billkit.errors import (
     OperationFailed,
     TokenError,
     UnsupportedFeatureError,
+    WebhookVerificationError,
 )
 from billkit.flows import AsyncIO, Flow, Lane, Native, SyncIO, on_fork
 from billkit.models import Bill, BillStatus, BulkResult
@@ -353,6 +354,22 @@ class _LegacyComposite(TokenState):
 def _watch(adapter: Adapter, provider: str, state: Mapping[str, Any]) -> Flow[PollResult]:
     """The status read of a ``wait_for`` operation: the bill, against the statuses awaited."""
     bill = yield from adapter.get(str(state["id"]))
+    return _watched(bill, provider, state)
+
+
+def _as_polled(core: Any, news: PollResult) -> PollResult:
+    """A webhook's news read the way a poll of ``core``'s kind reads it: for a ``wait_for`` (kind ``watch``) a bill
+    the event carries is held against the statuses awaited (an OPEN event does not finish a wait for VOID); news
+    without a bill makes it read at once. Other kinds take the adapter's reading as it is."""
+    if core.kind != "watch":
+        return news
+    if isinstance(news.value, Bill):
+        watched = _watched(news.value, core.provider, core.token_state)
+        return replace(watched, order=news.order)
+    return PollResult(status=news.status, provider_status=news.provider_status, retry_after=0.0, order=news.order)
+
+
+def _watched(bill: Bill, provider: str, state: Mapping[str, Any]) -> PollResult:
     until = {BillStatus(s) for s in state["until"]}
     if bill.status in until:
         return PollResult(status=bill.status, provider_status=bill.provider_status, done=True, value=bill)
@@ -587,16 +604,33 @@ class _Base:
         return child
 
     # -- webhooks ----------------------------------------------------------------------------------------
-    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> Any:
-        """Verify a webhook request (raises WebhookVerificationError) and return the typed event."""
-        return self._adapter.verify_webhook(body, headers, secret)
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str | Sequence[str]) -> Any:
+        """Verify a webhook request (raises WebhookVerificationError) and return the typed event.
+
+        ``secret`` may be several (a rotation: the new secret and the old one while deliveries signed with either
+        arrive); the request verifies if it does with any of them, each compared in constant time.
+        """
+        secrets = [secret] if isinstance(secret, str) else list(secret)
+        if not secrets:
+            raise WebhookVerificationError("no webhook secret given", provider=self.provider)
+        failed: WebhookVerificationError | None = None
+        for one in secrets:
+            try:
+                return self._adapter.verify_webhook(body, headers, one)
+            except WebhookVerificationError as exc:
+                failed = exc
+        assert failed is not None
+        if len(secrets) > 1:
+            raise WebhookVerificationError(f"{failed.message} (with any of the {len(secrets)} secrets given)",
+                                           provider=self.provider) from None  # fmt: skip
+        raise failed
 
     def handle_webhook_event(self, event: Any) -> int:
         """Hand a *verified* event to the pending operations; returns how many it finished or advanced. Their
         waiters wake at once."""
         matched = 0
         for op_id, result in self._adapter.webhook_updates(event):
-            matched += self._scheduler.complete(op_id, result)
+            matched += self._scheduler.complete(op_id, result, _as_polled)
         return matched
 
     def _derive_fields(self, twin: _Base, retry: RetryPolicy | None, poll: PollPolicy | None) -> None:

@@ -164,6 +164,9 @@ class PollResult:
     progress: tuple[int, int] | None = None
     partial: BulkResult | None = None
     state: Mapping[str, Any] | None = None
+    #: a webhook event's place in time (its event time or version, as a number): an event older than one already
+    #: applied to an operation is ignored, so a late delivery never replaces newer state
+    order: float | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ class _Core:
         "children",
         "deadline",
         "error",
+        "event_order",
         "finished",
         "id",
         "kind",
@@ -278,6 +282,7 @@ class _Core:
         self.finished = 0  # composites: children that ended
         self.cancelling = False
         self.seq = -1  # the heap entry that is current (older entries are skipped)
+        self.event_order: float | None = None  # the order of the newest webhook event applied
 
     @property
     def done(self) -> bool:
@@ -494,13 +499,21 @@ class Scheduler:
             f"polling of operation {core.id} {why}; the provider was not told", provider=core.provider, token=core.token
         )
 
-    def complete(self, id: str, result: PollResult) -> int:
-        """Apply a webhook's news to every pending operation with this id. Returns how many matched."""
+    def complete(self, id: str, result: PollResult,
+                 interpret: Callable[[_Core, PollResult], PollResult] | None = None) -> int:  # fmt: skip
+        """Apply a webhook's news to every pending operation with this id, each through ``interpret`` (which reads
+        the news the way a poll of that kind of operation would). An event older than the newest already applied
+        to an operation (``result.order``) is ignored. Returns how many operations it was applied to."""
+        applied = 0
         with self._guard:
-            cores = list(self._by_id.get(id, ()))
-            for core in cores:
-                self._apply(core, result)
-        return len(cores)
+            for core in list(self._by_id.get(id, ())):
+                if result.order is not None:
+                    if core.event_order is not None and result.order < core.event_order:
+                        continue  # a late delivery of older news
+                    core.event_order = result.order
+                self._apply(core, interpret(core, result) if interpret is not None else result)
+                applied += 1
+        return applied
 
     def close(self) -> None:
         """End every pending operation with :class:`OperationCancelled`; no operation can start afterwards."""

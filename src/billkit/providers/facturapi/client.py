@@ -35,6 +35,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from billkit.client import Adapter, Capabilities, Credential, Secret
@@ -309,6 +310,7 @@ class FacturapiAdapter(Adapter):
         invoice_id = str(invoice_data.get("id") or "") if invoice_data else ""
         if not invoice_id:
             return []
+        order = _event_time(event.created_at)
         if event.type != STATUS_UPDATED:
             return [(invoice_id, PollResult(retry_after=0.0))]
         try:
@@ -318,9 +320,22 @@ class FacturapiAdapter(Adapter):
         if bill.status is BillStatus.FAILED:
             error = self._failed(invoice_id, event.model_dump(mode="python"), event.error_message())
             return [(invoice_id, PollResult(status=bill.status, provider_status=bill.provider_status, done=True,
-                                            error=error))]  # fmt: skip
+                                            error=error, order=order))]  # fmt: skip
         result = self._result(bill)
-        return [(invoice_id, result or PollResult(status=bill.status, provider_status=bill.provider_status))]
+        if result is not None:
+            return [(invoice_id, replace(result, order=order))]
+        return [(invoice_id, PollResult(status=bill.status, provider_status=bill.provider_status, value=bill,
+                                        order=order))]  # fmt: skip
+
+
+def _event_time(created_at: str | None) -> float | None:
+    """An event's ``created_at`` as epoch seconds (its order among deliveries), or None when absent or unreadable."""
+    if not created_at:
+        return None
+    try:
+        return dt.datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 # -- listings, shared by the adapter's look-ups and the native client ---------------------------------------------
