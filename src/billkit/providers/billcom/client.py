@@ -40,6 +40,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pydantic
+
 from billkit.client import Adapter, AdapterContext, Capabilities, Credential
 from billkit.clock import Clock
 from billkit.errors import (
@@ -86,6 +88,8 @@ from billkit.providers.billcom.mapping import (
     how_to_check,
     to_bill,
 )
+from billkit.providers.billcom.webhooks import BILL_EVENTS, WebhookEvent
+from billkit.providers.billcom.webhooks import verify as verify_event
 from billkit.providers.billcom.wire import (
     BillCreate,
     BillList,
@@ -149,13 +153,14 @@ class BillcomAdapter(Adapter):
         bulk_all_or_nothing=True,
         max_bulk_size=MAX_BULK,
         idempotency=False,
-        webhooks=False,
+        webhooks=True,
         remote_cancel=False,
         notes=(
             "payable bills only; the currency is the vendor's billCurrency",
             "bulk batches of at most 100 are all-or-nothing; opt-in isolation with native.bulk_isolation",
             "no idempotency key: a create whose outcome is unknown is never retried",
             "at most 3 requests in flight; sessions expire after 35 idle minutes and are renewed once",
+            "webhooks: bill.* events signed with x-bill-sha-signature finish wait_for operations",
         ),
     )
 
@@ -600,6 +605,34 @@ class BillcomAdapter(Adapter):
                     found[i] = to_bill(wire, currency, wire.model_dump(by_alias=True, exclude_none=True))
         return found
 
+    # -- webhooks --------------------------------------------------------------------------------------------
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent:
+        """Check ``x-bill-sha-signature`` with the subscription's ``securityKey`` (``secret``) and parse."""
+        return verify_event(body, headers, secret)
+
+    def webhook_updates(self, event: Any) -> list[tuple[str, PollResult]]:
+        """A ``bill.*`` event carries the whole bill: it updates (or finishes, by the operation's own rules) the
+        operations on that bill, ordered by the bill's ``updatedTime``. When the bill's currency is not known
+        without a read (a vendor this client has not seen), the event makes the operation read at once instead."""
+        if not isinstance(event, WebhookEvent) or event.type not in BILL_EVENTS or not event.bill:
+            return []
+        try:
+            wire = BillResponse.model_validate(event.bill)
+        except pydantic.ValidationError:
+            bill_id = event.bill.get("id")
+            return [(bill_id, PollResult(retry_after=0.0))] if isinstance(bill_id, str) and bill_id else []
+        if not wire.id:
+            return []
+        order = _event_time(wire.updated_time)
+        currency = self._vendor_currency.get(wire.vendor_id or "")
+        if currency is None and (wire.exchange_rate is None or wire.exchange_rate == 1) and not wire.vendor_id:
+            currency = "USD"
+        if currency is None:
+            return [(wire.id, PollResult(retry_after=0.0, order=order))]
+        bill = to_bill(wire, currency, event.bill)
+        return [(wire.id, PollResult(status=bill.status, provider_status=bill.provider_status, value=bill,
+                                     order=order))]  # fmt: skip
+
     def native_client(self, io: AsyncIO | SyncIO) -> BillcomNative[Any]:
         return BillcomNative(self, io)
 
@@ -646,6 +679,16 @@ def _filter_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _event_time(value: str | None) -> float | None:
+    """A bill's ``updatedTime`` as epoch seconds (the order of its events), or None."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def format_filters(filters: str | Sequence[tuple[str, str, Any]] | None) -> str | None:

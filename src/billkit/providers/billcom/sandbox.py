@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import datetime as dt
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -42,7 +43,9 @@ from typing import Any
 import httpx
 
 from billkit.clock import Clock
+from billkit.providers.billcom.webhooks import SIGNATURE_HEADER, sign
 from billkit.sandboxing import Fault, Faults, RecordedRequest, Sandbox, json_response, path_segments
+from billkit.transport import dumps
 
 __all__ = [
     "SESSION_IDLE_SECONDS",
@@ -104,6 +107,9 @@ class BillcomSandbox(Sandbox):
         "organization_id": "00801SANDBOXORG00001",
         "dev_key": "sandbox-dev-key",
     }
+
+    #: the securityKey webhook events are signed with (a real subscription returns one when it is created)
+    webhook_security_key = "bill_sandbox_security_key"
 
     def __init__(self, clock: Clock | None = None, faults: Faults | None = None) -> None:
         super().__init__(clock, faults)
@@ -167,6 +173,31 @@ class BillcomSandbox(Sandbox):
         self.vendors[vid] = self._vendor_record(vid, {"name": name, "accountType": "BUSINESS",
                                                       "billCurrency": bill_currency})  # fmt: skip
         return vid
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+    def events(self) -> list[dict[str, Any]]:
+        """The ``bill.updated`` events BILL would have sent by now, oldest first (computed from the clock): one
+        when a payment is scheduled, one when it is paid, each carrying the bill as it was then."""
+        out: list[tuple[float, str, dict[str, Any]]] = []
+        now = self.clock.now()
+        for bill_id, payment in self.payments.items():
+            for at in sorted({payment.scheduled_at, payment.paid_at}):
+                if at <= now and bill_id in self.bills:
+                    out.append((at, bill_id, self._bill_event(bill_id, "bill.updated", at)))
+        return [event for _, _, event in sorted(out, key=lambda e: (e[0], e[1]))]
+
+    def _bill_event(self, bill_id: str, kind: str, at: float) -> dict[str, Any]:
+        digest = hashlib.sha256(f"{bill_id}:{kind}:{at}".encode()).hexdigest()[:24]
+        org = self.credentials["organization_id"]
+        metadata = {"eventId": f"evt{digest}", "subscriptionId": "sub_billkit_sandbox", "organizationId": org,
+                    "eventType": kind, "version": "1"}  # fmt: skip
+        return {"metadata": metadata, "bill": self._render(bill_id, at)}
+
+    def webhook_request(self, event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """The request BILL would make for ``event``: its JSON bytes and headers, signed with
+        :attr:`webhook_security_key` in ``x-bill-sha-signature`` (base64 HMAC-SHA256 of the body)."""
+        body = dumps(dict(event))
+        return body, {SIGNATURE_HEADER: sign(body, self.webhook_security_key), "content-type": "application/json"}
 
     def invoice_counts(self) -> Counter[tuple[str, str]]:
         """How many bills exist per (vendorId, invoice number): a value above 1 is a duplicate."""
@@ -444,13 +475,13 @@ class BillcomSandbox(Sandbox):
                 record[key] = body[key]
         return record
 
-    def _render(self, bill_id: str) -> dict[str, Any]:
+    def _render(self, bill_id: str, at: float | None = None) -> dict[str, Any]:
         record = dict(self.bills[bill_id])
         total: Decimal = record["amount"]
         paid = Decimal("0.00")
         status = "UNPAID"
         payment = self.payments.get(bill_id)
-        now = self.clock.now()
+        now = self.clock.now() if at is None else at
         if payment is not None and now >= payment.paid_at:
             paid = total if payment.amount is None else min(total, payment.amount)
             status = "PAID" if paid >= total else "PARTIAL"
