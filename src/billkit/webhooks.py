@@ -1,0 +1,187 @@
+"""Receiving webhooks: one receiver for every provider, served by any framework.
+
+::
+
+    receiver = billkit.webhooks.Receiver(client, secret=["whsec_new", "whsec_old"])
+    app.mount("/webhooks/facturapi", receiver.asgi())          # Starlette / FastAPI (any ASGI server)
+    app.add_url_rule("/webhooks/facturapi", view_func=receiver.flask_view(), methods=["POST"])   # Flask
+    path("webhooks/facturapi", receiver.django_view())        # Django
+
+Each delivery is handled the same way, whatever the framework:
+
+1. the **raw body** is read as it arrived (the framework never parses it first: verifying a re-serialised body is
+   the classic failure), and a body that does not say it is JSON is refused with 415;
+2. it is **verified** with the client's provider (one secret, or several while one is rotated); a delivery that
+   does not verify is answered 400 and nothing is processed;
+3. it is **de-duplicated** by the event's id (Facturapi's ``id``, BILL's ``metadata.eventId``; AcceptEasy's
+   notifications carry none, so the body's SHA-256 stands for it) in a :class:`SeenStore` (in memory by default,
+   bounded); a replay is answered 200 and not processed again;
+4. it is **handed on**: to ``client.handle_webhook_event`` (pending operations finish or advance at once) and to
+   ``on_event(event)`` if given; then it is answered 200. An ``on_event`` that raises answers 500 (the provider
+   delivers again later) and the event is not marked seen.
+
+An ``AsyncClient``'s events must be handled in its event loop's thread: use ``asgi()`` with it. The Flask and
+Django views run in worker threads: give them a blocking ``billkit.Client``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from billkit.errors import WebhookVerificationError
+
+__all__ = ["Delivery", "MemoryStore", "Receiver", "SeenStore", "event_id"]
+
+
+class SeenStore(Protocol):
+    """Where a receiver remembers the events it processed."""
+
+    def seen(self, key: str) -> bool:
+        """Whether ``key`` was marked."""
+        ...
+
+    def mark(self, key: str) -> None:
+        """Remember ``key``."""
+        ...
+
+
+class MemoryStore:
+    """The last ``size`` event ids, in memory (thread-safe). Deliveries repeat within minutes or hours, so a bounded
+    window is enough in one process; several processes need a shared store."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def seen(self, key: str) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def mark(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a receiver did with one request: the HTTP status to answer, and why."""
+
+    status: int
+    message: str
+    event: Any = None
+    duplicate: bool = False
+    matched: int = 0
+
+
+def event_id(event: Any, body: bytes) -> str:
+    """The id to de-duplicate ``event`` on: its own id where the provider gives one, else the body's SHA-256."""
+    own = getattr(event, "id", None)
+    if isinstance(own, str) and own:
+        return own
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _json(headers: Mapping[str, str]) -> bool:
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            kind = value.split(";", 1)[0].strip().lower()
+            return kind == "application/json" or kind.endswith("+json")
+    return False
+
+
+class Receiver:
+    """Verifies, de-duplicates and hands on the webhook deliveries of ``client``'s provider (see the module)."""
+
+    def __init__(self, client: Any, *, secret: str | Sequence[str], on_event: Callable[[Any], Any] | None = None,
+                 store: SeenStore | None = None) -> None:  # fmt: skip
+        self.client = client
+        self.secret = secret
+        self.on_event = on_event
+        self.store: SeenStore = store if store is not None else MemoryStore()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Receiver({self.client.provider!r}, secret=[redacted])"
+
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        """Handle one delivery: the raw ``body`` and its headers. Never raises for a bad delivery."""
+        if not _json(headers):
+            return Delivery(415, "a webhook body must be JSON (content-type application/json)")
+        try:
+            event = self.client.verify_webhook(body, headers, self.secret)
+        except WebhookVerificationError as exc:
+            return Delivery(400, exc.message)
+        key = event_id(event, body)
+        with self._lock:  # two copies of one delivery at once are processed once
+            if self.store.seen(key):
+                return Delivery(200, "already processed", event, duplicate=True)
+            matched = self.client.handle_webhook_event(event)
+            if self.on_event is not None:
+                try:
+                    self.on_event(event)
+                except Exception as exc:  # the provider delivers again later; the event is not marked seen
+                    return Delivery(500, f"on_event failed: {type(exc).__name__}", event, matched=matched)
+            self.store.mark(key)
+        return Delivery(200, "processed", event, matched=matched)
+
+    # -- frameworks ------------------------------------------------------------------------------------------------
+    def asgi(self) -> Callable[[Any, Any, Any], Awaitable[None]]:
+        """A raw ASGI app (no framework needed) answering POST deliveries: mount it in Starlette or FastAPI."""
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return
+            if scope.get("method") != "POST":
+                return await _answer(send, 405, "POST only")
+            chunks = []
+            while True:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            done = self.receive(b"".join(chunks), headers)
+            await _answer(send, done.status, done.message)
+
+        return app
+
+    def flask_view(self) -> Callable[[], Any]:
+        """A Flask view: ``app.add_url_rule(path, view_func=receiver.flask_view(), methods=["POST"])``."""
+        from flask import request
+
+        def view() -> Any:
+            done = self.receive(request.get_data(cache=False), dict(request.headers))
+            return {"message": done.message}, done.status
+
+        view.__name__ = f"billkit_{self.client.provider}_webhook"
+        return view
+
+    def django_view(self) -> Callable[[Any], Any]:
+        """A Django view (CSRF-exempt, POST only): ``path("webhooks/facturapi", receiver.django_view())``."""
+        from django.http import JsonResponse
+        from django.views.decorators.csrf import csrf_exempt
+        from django.views.decorators.http import require_POST
+
+        def view(request: Any) -> Any:
+            done = self.receive(bytes(request.body), dict(request.headers))
+            return JsonResponse({"message": done.message}, status=done.status)
+
+        wrapped: Callable[[Any], Any] = csrf_exempt(require_POST(view))
+        return wrapped
+
+
+async def _answer(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"message": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
