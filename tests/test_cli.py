@@ -161,9 +161,11 @@ def test_the_console_script_runs_and_billkit_never_imports_the_cli(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert "1 done" in done.stderr and "1/1" in done.stderr  # plain progress lines when not on a terminal
     # httpx itself imports rich and click when they are installed (for its own command): only what billkit adds
-    probe = ("import sys, httpx; before = set(sys.modules); import billkit, billkit.batch, billkit.batchfile, "
-             "billkit.webhooks; added = {m.split('.')[0] for m in set(sys.modules) - before}; "
-             "print(sorted({'typer', 'rich', 'click', 'flask', 'django', 'starlette'} & added))")
+    probe = (
+        "import sys, httpx; before = set(sys.modules); import billkit, billkit.batch, billkit.batchfile, "
+        "billkit.webhooks; added = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "print(sorted({'typer', 'rich', 'click', 'flask', 'django', 'starlette'} & added))"
+    )
     light = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert light.stdout.strip() == "[]", light.stderr
 

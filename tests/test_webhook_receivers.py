@@ -205,3 +205,31 @@ def test_an_on_event_that_fails_answers_500_and_the_next_delivery_is_processed()
         assert calls == ["evt-x", "evt-x"]
     finally:
         case.client.close()
+
+
+def test_accepteasy_notifications_checked_by_basic_auth_wake_the_operation_and_replays_count_once(
+    framework: str,
+) -> None:
+    """AcceptEasy signs nothing: its notifications are checked by the Basic auth of the notification URL, and
+    are hints (billkit reads the bill at once when one arrives, instead of at the next scheduled poll)."""
+    from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
+
+    clock = VirtualClock()
+    box = AcceptEasySandbox(clock)
+    box.notification_auth = ("hooks", "s3cret")
+    client = billkit.Client("accepteasy", sandbox=box, poll=NO_POLLING)
+    handled: list[Any] = []
+    post = FRAMEWORKS[framework](Receiver(client, secret="hooks:s3cret", on_event=handled.append))
+    try:
+        op = client.submit(bills_for("accepteasy", 1)[0])
+        clock.sleep_sync(60)  # AcceptEasy has processed it; its notification is due
+        [note] = box.notifications()
+        body, headers = box.webhook_request(note)
+        wrong = dict(headers, authorization="Basic " + "aG9va3M6d3Jvbmc=")  # hooks:wrong
+        assert post(body, wrong) == 400 and handled == []
+        assert post(body, {k: v for k, v in headers.items() if k != "authorization"}) == 400
+        assert post(body, headers) == 200 and post(body, headers) == 200
+        assert len(handled) == 1, "a replay is processed once"
+        assert op.result(timeout=5).status is BillStatus.OPEN
+    finally:
+        client.close()
