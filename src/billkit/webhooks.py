@@ -26,17 +26,22 @@ Django views run in worker threads: give them a blocking ``billkit.Client``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import pydantic
 
 from billkit.errors import WebhookVerificationError
 
-__all__ = ["Delivery", "MemoryStore", "Receiver", "SeenStore", "event_id"]
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+__all__ = ["Delivery", "MemoryStore", "Receiver", "SeenStore", "event_id", "event_time", "header_value", "load_event"]
 
 
 class SeenStore(Protocol):
@@ -89,6 +94,49 @@ def event_id(event: Any, body: bytes) -> str:
     if isinstance(own, str) and own:
         return own
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+# -- what the providers' verifiers share ------------------------------------------------------------------------
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header ``name``, whatever its case in ``headers`` (a plain dict from any framework)."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def load_event(body: bytes, model: type[M], provider: str, *, shape: Callable[[Any], str | None] | None = None) -> M:
+    """``body`` (verified) parsed into ``model``, numbers exact; :class:`WebhookVerificationError` when it is not
+    JSON, not an object, refused by ``shape`` (which says why), or not an event of ``model``'s shape."""
+    from billkit.money import loads_decimal
+
+    try:
+        data = loads_decimal(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise WebhookVerificationError(f"webhook body is not JSON: {exc}", provider=provider) from None
+    if not isinstance(data, Mapping):
+        raise WebhookVerificationError("webhook body is not a JSON object", provider=provider)
+    why = shape(data) if shape is not None else None
+    if why is not None:
+        raise WebhookVerificationError(f"webhook body is not an event: {why}", provider=provider)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise WebhookVerificationError(f"webhook body is not an event ({where}: {first['msg']})",
+                                       provider=provider) from None  # fmt: skip
+
+
+def event_time(value: str | None) -> float | None:
+    """An ISO 8601 event or update time as epoch seconds (the order of a provider's events), or None."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _json(headers: Mapping[str, str]) -> bool:

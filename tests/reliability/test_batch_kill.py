@@ -37,6 +37,7 @@ from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 from billkit.providers.billcom.sandbox import VENDOR_ACME, VENDOR_GLOBEX, BillcomSandbox
 from billkit.providers.facturapi.sandbox import FacturapiSandbox
 from billkit.sandboxing import Faults, Sandbox
+from tests.test_batch import held
 
 from .sandbox_server import serve
 
@@ -85,21 +86,6 @@ def sandbox(provider: str) -> Sandbox:
     if provider == "billcom":
         return BillcomSandbox(SystemClock(), lost)
     return FacturapiSandbox(SystemClock(), lost, async_delay=0.1)
-
-
-def held(box: Sandbox) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    if isinstance(box, AcceptEasySandbox):
-        for atid, b in box.bills.items():
-            out.setdefault(str(b.get("PaymentReference")), []).append(atid)
-    elif isinstance(box, BillcomSandbox):
-        for bill_id, b in box.bills.items():
-            out.setdefault(str(b["invoice"]["invoiceNumber"]), []).append(bill_id)
-    else:
-        assert isinstance(box, FacturapiSandbox)
-        for inv_id, inv in box.invoices.items():
-            out.setdefault(str(inv.get("external_id")), []).append(inv_id)
-    return out
 
 
 def environment(provider: str, box: Sandbox) -> dict[str, str]:

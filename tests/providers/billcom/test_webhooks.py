@@ -40,7 +40,8 @@ def test_the_signature_is_the_base64_hmac_sha256_of_the_raw_body() -> None:
         (b'{"metadata": {}}', {SIGNATURE_HEADER: sign(b'{"metadata": {}}', "another key")}, "does not match"),
         (b'{"metadata": {} }', {SIGNATURE_HEADER: sign(b'{"metadata": {}}', KEY)}, "does not match"),  # re-serialized
         (b'{"metadata": {}}', {SIGNATURE_HEADER: sign(b'{"metadata": {}}', KEY)[:20]}, "does not match"),  # truncated
-        (b"[1, 2]", {SIGNATURE_HEADER: sign(b"[1, 2]", KEY)}, "not a BILL event"),
+        (b"[1, 2]", {SIGNATURE_HEADER: sign(b"[1, 2]", KEY)}, "not a JSON object"),
+        (b"{}", {SIGNATURE_HEADER: sign(b"{}", KEY)}, "no metadata object"),
         (b"not json", {SIGNATURE_HEADER: sign(b"not json", KEY)}, "not JSON"),
     ],
 )

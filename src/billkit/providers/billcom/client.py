@@ -103,6 +103,7 @@ from billkit.providers.billcom.wire import (
 )
 from billkit.tokens import TokenState
 from billkit.transport import Request, Response, dumps, read_model
+from billkit.webhooks import event_time
 
 if TYPE_CHECKING:
     from billkit.providers.billcom.sandbox import BillcomSandbox
@@ -623,7 +624,7 @@ class BillcomAdapter(Adapter):
             return [(bill_id, PollResult(retry_after=0.0))] if isinstance(bill_id, str) and bill_id else []
         if not wire.id:
             return []
-        order = _event_time(wire.updated_time)
+        order = event_time(wire.updated_time)
         currency = self._vendor_currency.get(wire.vendor_id or "")
         if currency is None and (wire.exchange_rate is None or wire.exchange_rate == 1) and not wire.vendor_id:
             currency = "USD"
@@ -679,16 +680,6 @@ def _filter_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _event_time(value: str | None) -> float | None:
-    """A bill's ``updatedTime`` as epoch seconds (the order of its events), or None."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def format_filters(filters: str | Sequence[tuple[str, str, Any]] | None) -> str | None:

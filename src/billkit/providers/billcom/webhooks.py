@@ -25,7 +25,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from billkit.errors import WebhookVerificationError
-from billkit.money import loads_decimal
+from billkit.webhooks import header_value, load_event
 
 __all__ = ["BILL_EVENTS", "SIGNATURE_HEADER", "EventMetadata", "WebhookEvent", "parse_event", "sign", "verify"]
 
@@ -69,14 +69,6 @@ def sign(body: bytes, security_key: str) -> str:
     return base64.b64encode(hmac.new(security_key.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 def verify(body: bytes, headers: Mapping[str, str], security_key: str) -> WebhookEvent:
     """Check ``x-bill-sha-signature`` over the raw ``body`` with the subscription's ``security_key``, then parse.
 
@@ -88,7 +80,7 @@ def verify(body: bytes, headers: Mapping[str, str], security_key: str) -> Webhoo
                                        provider=PROVIDER)  # fmt: skip
     if not isinstance(body, (bytes, bytearray)):
         raise WebhookVerificationError("pass the raw request body as bytes, not a parsed object", provider=PROVIDER)
-    header = _header(headers, SIGNATURE_HEADER)
+    header = header_value(headers, SIGNATURE_HEADER)
     if header is None:
         raise WebhookVerificationError(f"the {SIGNATURE_HEADER} header is missing", provider=PROVIDER)
     try:
@@ -107,16 +99,9 @@ def verify(body: bytes, headers: Mapping[str, str], security_key: str) -> Webhoo
 
 def parse_event(body: bytes) -> WebhookEvent:
     """The typed event of a (verified) body; :class:`WebhookVerificationError` when it is not an event."""
-    try:
-        data = loads_decimal(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise WebhookVerificationError(f"webhook body is not JSON: {exc}", provider=PROVIDER) from None
-    if not isinstance(data, Mapping) or not isinstance(data.get("metadata"), Mapping):
-        raise WebhookVerificationError("webhook body is not a BILL event (no metadata object)", provider=PROVIDER)
-    try:
-        return WebhookEvent.model_validate(data)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise WebhookVerificationError(f"webhook body is not an event ({where}: {first['msg']})",
-                                       provider=PROVIDER) from None  # fmt: skip
+    return load_event(
+        body,
+        WebhookEvent,
+        PROVIDER,
+        shape=lambda data: None if isinstance(data.get("metadata"), Mapping) else "no metadata object",
+    )

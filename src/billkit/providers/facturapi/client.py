@@ -72,6 +72,7 @@ from billkit.providers.facturapi.wire import (
 )
 from billkit.tokens import TokenState
 from billkit.transport import Request, Response
+from billkit.webhooks import event_time
 
 if TYPE_CHECKING:
     from billkit.providers.facturapi.sandbox import FacturapiSandbox
@@ -310,7 +311,7 @@ class FacturapiAdapter(Adapter):
         invoice_id = str(invoice_data.get("id") or "") if invoice_data else ""
         if not invoice_id:
             return []
-        order = _event_time(event.created_at)
+        order = event_time(event.created_at)
         if event.type != STATUS_UPDATED:
             return [(invoice_id, PollResult(retry_after=0.0))]
         try:
@@ -326,16 +327,6 @@ class FacturapiAdapter(Adapter):
             return [(invoice_id, replace(result, order=order))]
         return [(invoice_id, PollResult(status=bill.status, provider_status=bill.provider_status, value=bill,
                                         order=order))]  # fmt: skip
-
-
-def _event_time(created_at: str | None) -> float | None:
-    """An event's ``created_at`` as epoch seconds (its order among deliveries), or None when absent or unreadable."""
-    if not created_at:
-        return None
-    try:
-        return dt.datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # -- listings, shared by the adapter's look-ups and the native client ---------------------------------------------

@@ -21,11 +21,9 @@ import hmac
 import re
 from collections.abc import Mapping
 
-import pydantic
-
 from billkit.errors import WebhookVerificationError
-from billkit.money import loads_decimal
 from billkit.providers.facturapi.wire import WebhookEvent
+from billkit.webhooks import header_value, load_event
 
 __all__ = ["SIGNATURE_HEADER", "STATUS_UPDATED", "WebhookEvent", "parse_event", "sign", "verify"]
 
@@ -38,14 +36,6 @@ _HEX = re.compile(r"^[0-9a-f]{64}$")
 def sign(body: bytes, secret: str) -> str:
     """The ``Facturapi-Signature`` value of ``body`` for ``secret`` (hex HMAC-SHA256)."""
     return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 
 
 def verify(body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent:
@@ -63,7 +53,7 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent
                                        provider=PROVIDER) from None  # fmt: skip
     if not isinstance(body, (bytes, bytearray)):
         raise WebhookVerificationError("pass the raw request body as bytes, not a parsed object", provider=PROVIDER)
-    header = _header(headers, SIGNATURE_HEADER)
+    header = header_value(headers, SIGNATURE_HEADER)
     if header is None:
         raise WebhookVerificationError(f"the {SIGNATURE_HEADER} header is missing", provider=PROVIDER)
     if not isinstance(header, str):
@@ -80,16 +70,4 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent
 
 def parse_event(body: bytes) -> WebhookEvent:
     """The typed event of a (verified) body; :class:`WebhookVerificationError` when it is not an event."""
-    try:
-        data = loads_decimal(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise WebhookVerificationError(f"webhook body is not JSON: {exc}", provider=PROVIDER) from None
-    if not isinstance(data, Mapping):
-        raise WebhookVerificationError("webhook body is not a JSON object", provider=PROVIDER)
-    try:
-        return WebhookEvent.model_validate(data)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise WebhookVerificationError(f"webhook body is not an event ({where}: {first['msg']})",
-                                       provider=PROVIDER) from None  # fmt: skip
+    return load_event(body, WebhookEvent, PROVIDER)
