@@ -252,6 +252,46 @@ def export(
             target.close()
 
 
+sandbox_app = typer.Typer(help="The built-in sandboxes, served over HTTP for other processes.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    provider: Annotated[str, typer.Argument(help="accepteasy, billcom or facturapi")],
+    port: Annotated[int, typer.Option(help="the port on 127.0.0.1 (0: any free one)")] = 0,
+    state: Annotated[Path | None, typer.Option(help="the state file (loaded if it exists)")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="POST the sandbox's signed webhooks here")] = None,
+) -> None:  # fmt: skip
+    """Serve PROVIDER's sandbox on loopback, on the real clock, until Ctrl-C; prints its URL and credentials."""
+    import threading
+
+    from billkit.client import adapter_class
+    from billkit.clock import SystemClock
+    from billkit.sandboxing import Sandbox
+    from billkit.testing.served import serve
+
+    if provider not in PROVIDERS:
+        err.print(f"error: unknown provider {provider!r}: choose {', '.join(PROVIDERS)}", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    cls = adapter_class(provider)
+    box = Sandbox.load(state) if state is not None and state.exists() else cls.make_sandbox(clock=SystemClock())
+    with serve(box, port=port, state=state, webhook_url=webhook_url) as served:
+        out.print(f"{provider} sandbox at {served.url}", highlight=False)
+        for cred in cls.credentials:
+            value = box.credentials.get(cred.name)
+            if value:
+                out.print(f"export {cred.env}={value}", highlight=False)
+        for name in ("webhook_secret", "webhook_security_key"):
+            if hasattr(box, name):
+                out.print(f"webhook secret: {getattr(box, name)}", highlight=False)
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            err.print("stopped" + (f"; state kept in {state}" if state else ""), highlight=False)
+
+
 def _exists(journal: Path) -> None:
     if not journal.exists():
         err.print(f"error: no journal at {journal}", highlight=False)

@@ -37,9 +37,8 @@ from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 from billkit.providers.billcom.sandbox import VENDOR_ACME, VENDOR_GLOBEX, BillcomSandbox
 from billkit.providers.facturapi.sandbox import FacturapiSandbox
 from billkit.sandboxing import Faults, Sandbox
+from billkit.testing.served import serve
 from tests.test_batch import held
-
-from .sandbox_server import serve
 
 pytestmark = pytest.mark.soak
 FULL = os.environ.get("BILLKIT_SOAK") == "full"
@@ -122,7 +121,8 @@ def test_the_cli_killed_at_random_points_and_resumed_creates_every_row_exactly_o
     rng = random.Random(f"{seed}-{provider}")
     kills = 0
     env = environment(provider, box)
-    with serve(box, hold=count, release=threading.Event()) as url:
+    with serve(box, hold=count, release=threading.Event()) as running:
+        url = running.url
         # small chunks, so that a run is many submissions and a kill can land in the middle of one
         chunk = {"accepteasy": 25 if not FULL else 100, "billcom": 20 if not FULL else 100, "facturapi": 50}[provider]
         args = ["run", str(source), "-p", provider, "--base-url", url, "--journal", str(journal), "--settle", "0",
@@ -179,7 +179,8 @@ def test_two_processes_sharing_one_journal_send_no_item_twice(provider: str, tmp
     served = Counter[str]()
     env = environment(provider, box)
     chunk = "10" if provider == "billcom" else "25"
-    with serve(box, in_flight=served) as url:
+    with serve(box, in_flight=served) as running:
+        url = running.url
         rows = read_bills(source, provider=provider)
         entries = [(r.row, r.bill, None) for r in rows]
         billkit.batch.create(journal, entries, provider=provider, options={"base_url": url}).close()
@@ -212,7 +213,8 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(tmp_pat
     journal = tmp_path / "run.journal"
     served = Counter[str]()
     env = environment("facturapi", box)
-    with serve(box, in_flight=served) as url:
+    with serve(box, in_flight=served) as running:
+        url = running.url
         run = command("run", str(source), "-p", "facturapi", "--base-url", url, "--journal", str(journal))
         proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120

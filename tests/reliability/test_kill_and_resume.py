@@ -1,6 +1,6 @@
 """Kill and resume: a process submits, is killed mid-way, and a second process finishes from the tokens.
 
-The sandboxes run in this test's process, served over HTTP on 127.0.0.1 (``sandbox_server.serve``) on the
+The sandboxes run in this test's process, served over HTTP on 127.0.0.1 (``billkit.testing.served.serve``) on the
 real clock with short job delays, so their state outlives the worker processes. The first worker
 (``kill_worker.py submit``) submits a 2,000-item AcceptEasy bulk and 200 async Facturapi invoices (with
 5 % dropped answers and 5 % server errors on Facturapi's creates) and writes each token as it gets it; it is
@@ -31,9 +31,9 @@ from billkit.clock import SystemClock
 from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 from billkit.providers.facturapi.sandbox import FacturapiSandbox
 from billkit.sandboxing import Faults
+from billkit.testing.served import serve
 
 from .kill_worker import AE_ITEMS, FA_ITEMS
-from .sandbox_server import serve
 
 pytestmark = pytest.mark.soak
 WORKER = Path(__file__).with_name("kill_worker.py")
@@ -73,7 +73,8 @@ def test_a_killed_submitter_is_finished_by_a_second_process(tmp_path: Path) -> N
             creates["seen"] += 1
         return creates["seen"] > 120
 
-    with serve(ae) as ae_url, serve(fa, hold=stall, release=release) as fa_url:
+    with serve(ae) as ae_served, serve(fa, hold=stall, release=release) as fa_served:
+        ae_url, fa_url = ae_served.url, fa_served.url
         args = [str(tmp_path), ae_url, fa_url]
         first = subprocess.Popen([sys.executable, str(WORKER), "submit", *args], env=env(ae, fa), text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
