@@ -34,7 +34,6 @@ Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_batch.py [bills]``).
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import os
 import statistics
@@ -45,10 +44,11 @@ from pathlib import Path
 
 import anyio
 import httpx
+from bench_bulk import make_bills  # the same bills as the bulk benchmark
 
 import billkit
 import billkit.batch
-from billkit import Bill, Money
+from billkit import Bill
 from billkit.clock import VirtualClock
 from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 
@@ -58,16 +58,6 @@ TARGET = 1.3
 DEADLINE = 6 * 3600.0
 CHUNK = billkit.batch.DEFAULT_CHUNK["accepteasy"]
 WORKERS = billkit.batch.DEFAULT_WORKERS["accepteasy"]
-
-
-def make_bills(n: int) -> list[Bill]:
-    """The bills of examples/accepteasy_bulk.py (as bench_bulk), all valid."""
-    due = dt.date.today() + dt.timedelta(days=45)
-    return [
-        Bill(reference=f"INV-{i:05d}", description=f"Invoice {i}", total=Money(f"{10 + i % 90}.50", "EUR"),
-             due_date=due)
-        for i in range(n)
-    ]  # fmt: skip
 
 
 class _Counter(httpx.AsyncBaseTransport):
