@@ -233,3 +233,25 @@ def test_accepteasy_notifications_checked_by_basic_auth_wake_the_operation_and_r
         assert op.result(timeout=5).status is BillStatus.OPEN
     finally:
         client.close()
+
+
+def test_a_batch_journal_is_the_store_that_processes_share(tmp_path: Any) -> None:
+    """Two receivers (as in two worker processes) with one journal as their store process a delivery once."""
+    from billkit.journal import Journal
+
+    case = Case("facturapi")
+    import billkit.batch
+
+    billkit.batch.create(tmp_path / "j", [], provider="facturapi").close()
+    handled: list[Any] = []
+    with Journal(tmp_path / "j") as one, Journal(tmp_path / "j") as two:
+        first = Receiver(case.client, secret=case.secret, on_event=handled.append, store=one)
+        second = Receiver(case.client, secret=case.secret, on_event=handled.append, store=two)
+        body, headers = case.delivery(False, T0, "evt-shared")
+        assert first.receive(body, headers).status == 200
+        again = second.receive(body, headers)
+        assert again.status == 200 and again.duplicate
+    assert len(handled) == 1
+    with Journal(tmp_path / "j") as reopened:
+        assert reopened.seen("evt-shared") and not reopened.seen("evt-other")
+    case.client.close()

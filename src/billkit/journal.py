@@ -50,6 +50,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
 CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE logins (at REAL NOT NULL);
+CREATE TABLE webhook_events (key TEXT PRIMARY KEY, at REAL NOT NULL);
 -- the bills as JSON, each with its provider key pinned, written once (an invalid row has none), apart from the
 -- items, so that the many small updates of an item's state do not rewrite its bill
 CREATE TABLE inputs (idx INTEGER PRIMARY KEY, bill TEXT NOT NULL);
@@ -341,6 +342,16 @@ class Journal:
                 db.execute("INSERT INTO logins VALUES (?)", (now,))
                 return 0.0
         return float(oldest) + window - now
+
+    # -- webhook deliveries processed (a receiver's de-duplication store) ---------------------------------------
+    def seen(self, key: str) -> bool:
+        """Whether the webhook event ``key`` was processed (by any process sharing this journal)."""
+        return self._db.execute("SELECT 1 FROM webhook_events WHERE key = ?", (key,)).fetchone() is not None
+
+    def mark(self, key: str) -> None:
+        """Remember that the webhook event ``key`` was processed."""
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO webhook_events VALUES (?, ?)", (key, time.time()))
 
     # -- what happens to an item --------------------------------------------------------------------------------
     def intent(self, idxs: Sequence[int]) -> None:

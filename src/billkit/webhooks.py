@@ -14,8 +14,9 @@ Each delivery is handled the same way, whatever the framework:
 2. it is **verified** with the client's provider (one secret, or several while one is rotated); a delivery that
    does not verify is answered 400 and nothing is processed;
 3. it is **de-duplicated** by the event's id (Facturapi's ``id``, BILL's ``metadata.eventId``; AcceptEasy's
-   notifications carry none, so the body's SHA-256 stands for it) in a :class:`SeenStore` (in memory by default,
-   bounded); a replay is answered 200 and not processed again;
+   notifications carry none, so the body's SHA-256 stands for it) in a :class:`SeenStore`: in memory by default
+   (bounded), or the batch journal (``store=journal``: a :class:`~billkit.journal.Journal` is one, shared by every
+   process using it); a replay is answered 200 and not processed again;
 4. it is **handed on**: to ``client.handle_webhook_event`` (pending operations finish or advance at once) and to
    ``on_event(event)`` if given; then it is answered 200. An ``on_event`` that raises answers 500 (the provider
    delivers again later) and the event is not marked seen.
