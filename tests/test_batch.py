@@ -283,3 +283,26 @@ def test_logins_are_budgeted_across_the_runs_of_a_journal(tmp_path: Path) -> Non
     after = Sandbox.load(billkit.batch.sandbox_path(path))
     assert after.clock.wall() >= first_login + 3600, "the login must wait until the oldest of the 200 ages out"
     assert isinstance(after, BillcomSandbox) and after.logins == 2
+
+
+def test_a_refusal_that_names_no_item_fails_the_whole_submission_instead_of_sending_it_forever(tmp_path: Path) -> None:
+    async def main() -> billkit.batch.Summary:
+        box = BillcomSandbox(VirtualClock())
+        journal = billkit.batch.create(tmp_path / "j", bills_for("billcom", 4), provider="billcom")
+        async with billkit.AsyncClient("billcom", sandbox=box, poll=POLL) as client:
+            real = client.submit_many
+
+            async def refuse(bills: Sequence[Bill], **kwargs: object) -> object:
+                raise billkit.BulkRejected("rejected whole", provider="billcom", status_code=400, item_errors={})
+
+            client.submit_many = refuse  # type: ignore[assignment,method-assign]
+            with anyio.fail_after(30):
+                summary = await billkit.batch.arun(journal, client)
+            client.submit_many = real  # type: ignore[method-assign]
+        journal.close()
+        return summary
+
+    summary = anyio.run(main)
+    assert summary.counts["failed"] == 4 and summary.finished
+    [(group, rows)] = summary.failures.items()
+    assert "rejected whole" in group and rows == [1, 2, 3, 4]

@@ -400,7 +400,10 @@ class _Runner:
 
     def _refused_items(self, items: Sequence[Item], exc: BillkitError, bad: set[int | None],
                        errors: Mapping[int, BillkitError] | None = None) -> None:  # fmt: skip
-        """A submission refused before anything was created: the items named fail, the others go back."""
+        """A submission refused before anything was created: the items named fail, the others go back (to be sent
+        without them). A refusal that names no item fails them all: sending them again would be refused again."""
+        if not bad:
+            bad = {None}
         out: list[Outcome] = []
         for pos, item in enumerate(items):
             if pos in bad or None in bad:
