@@ -228,9 +228,7 @@ class _SavedSandbox(httpx.AsyncBaseTransport):
         self.save()  # the time the run's reads moved the sandbox's clock on
 
     def save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        self.box.save(tmp)
-        os.replace(tmp, self.path)
+        self.box.save(self.path)
 
 
 def sandbox_path(journal: str | os.PathLike[str]) -> Path:

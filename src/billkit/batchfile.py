@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 from billkit.errors import BillkitError, ConfigurationError, Problem, ValidationError
 from billkit.models import Bill, Direction, LineItem
-from billkit.money import MAX_DIGITS, MAX_JSON_EXPONENT, Money, exponent
+from billkit.money import MAX_DIGITS, Money, exponent, loads_decimal
 
 __all__ = [
     "COLUMNS",
@@ -426,21 +426,7 @@ def _json_row(number: int, data: Mapping[str, Any], provider: str) -> ParsedRow:
 
 def _loads(line: str) -> Any:
     """JSON with every number as Decimal or int (never float), refusing NaN, huge exponents and repeated keys."""
-    try:
-        return json.loads(line, parse_float=_number, parse_constant=_constant, object_pairs_hook=_object)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-
-
-def _number(text: str) -> Decimal:
-    value = Decimal(text)
-    if value and abs(value.adjusted()) > MAX_JSON_EXPONENT:
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
-
-
-def _constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+    return loads_decimal(line, object_pairs_hook=_object)
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import decimal
 import json
 import operator
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -270,14 +271,20 @@ class Money:
         )
 
 
-def loads_decimal(data: str | bytes) -> Any:
+def loads_decimal(data: str | bytes, *, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """Parse provider JSON with every number as ``Decimal``, never through float.
 
     Raises ``ValueError`` for anything that is not reasonable JSON: invalid text, ``NaN``, a number whose
     exponent is beyond :data:`MAX_JSON_EXPONENT`, nesting deeper than the interpreter's recursion limit.
     """
     try:
-        return json.loads(data, parse_float=_parse_number, parse_int=int, parse_constant=_refuse_constant)
+        return json.loads(
+            data,
+            parse_float=_parse_number,
+            parse_int=int,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=object_pairs_hook,
+        )
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 

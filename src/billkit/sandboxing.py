@@ -211,10 +211,13 @@ class Sandbox(httpx.AsyncBaseTransport, httpx.BaseTransport):
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the sandbox's whole state (bills, jobs, clock) to ``path``, to :meth:`load` in another process.
 
-        Uses pickle: only load files you wrote yourself.
+        Uses pickle: only load files you wrote yourself. Atomic: written beside ``path``, then moved over it, so a
+        process killed while saving leaves the previous state whole.
         """
-        with open(path, "wb") as fh:
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "wb") as fh:
             pickle.dump(self, fh)
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Sandbox:

@@ -84,9 +84,7 @@ def serve(box: Sandbox, *, host: str = "127.0.0.1", port: int = 0, state: str | 
 
     def save() -> None:
         if saved is not None:
-            tmp = saved.with_name(saved.name + ".tmp")
-            box.save(tmp)
-            os.replace(tmp, saved)
+            box.save(saved)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
