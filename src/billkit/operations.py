@@ -1170,8 +1170,11 @@ class BulkOperation(Operation[BulkResult]):
         return _progress(self._core)
 
     @property
-    def partial(self) -> BulkResult | None:
-        """The per-item picture so far (pending items marked PENDING), without I/O."""
+    def partial(self) -> BulkResult:
+        """The per-item picture so far, without I/O; never ``None``. One item per input, in input order: those not
+        finished are PENDING (all of them before the provider has reported anything) and, once the bulk has ended
+        with an error (cancelled, timed out), FAILED with that error. It has no items only while the bulk's size is
+        unknown: a bulk resumed from its token, before its first status read."""
         return _partial(self._core)
 
 
@@ -1181,12 +1184,24 @@ def _progress(core: _Core) -> tuple[int, int]:
     return (0, core.total or 0)
 
 
-def _partial(core: _Core) -> BulkResult | None:
+def _partial(core: _Core) -> BulkResult:
     if core.done and isinstance(core.value, BulkResult):
         return core.value
     if core.children is not None:
         return composite_result(core)
-    return core.partial
+    known, ended = core.partial, core.error if core.done else None
+    if known is not None and ended is None:
+        return known
+    count = len(known) if known is not None else _progress(core)[1]
+
+    def item(index: int) -> ItemResult:
+        if known is not None and known[index].status is not ItemStatus.PENDING:
+            return known[index]
+        if ended is not None:
+            return ItemResult(index=index, status=ItemStatus.FAILED, error=ended)
+        return ItemResult(index=index, status=ItemStatus.PENDING)
+
+    return BulkResult.lazy(count, item, provider=core.provider, provider_id=core.id)
 
 
 class BlockingOperation(_Handle[T]):
@@ -1224,7 +1239,8 @@ class BlockingBulkOperation(BlockingOperation[BulkResult]):
         return _progress(self._core)
 
     @property
-    def partial(self) -> BulkResult | None:
+    def partial(self) -> BulkResult:
+        """The per-item picture so far (see :attr:`BulkOperation.partial`), without I/O."""
         return _partial(self._core)
 
 

@@ -41,12 +41,21 @@ class Fault(str, enum.Enum):
     SLOW = "slow"  # the answer comes after ``slow_seconds`` of (virtual) time
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: each holds its own queue and random state
 class Faults:
     """Fault injection for a sandbox: random rates plus one-shot faults queued with :meth:`once`.
 
-    ``Faults(server_error=0.1, rate_limit=0.05, drop_after=0.05, slow=0.02, seed=7)``. ``only`` limits
-    random faults to requests whose ``METHOD /path`` contains one of the given strings.
+    ``Faults(server_error=0.1, rate_limit=0.05, drop_after=0.05, slow=0.02, seed=7)``.
+
+    * ``server_error``, ``rate_limit``, ``drop_before``, ``drop_after``, ``slow``: the share (0 to 1) of requests
+      that get a 5xx, a 429, a connection dropped before the server acted, one dropped after it acted, or a slow
+      answer.
+    * ``retry_after``: the seconds a 429 asks for (its ``Retry-After``); ``slow_seconds``: how long a slow answer
+      takes (virtual time).
+    * ``seed``: the random faults' seed (``None``: a different run each time); ``only``: random faults only for
+      requests whose ``METHOD /path`` contains one of these strings.
+
+    ``injected`` counts the faults injected so far, by :class:`Fault` value.
     """
 
     server_error: float = 0.0
@@ -58,11 +67,11 @@ class Faults:
     slow_seconds: float = 5.0
     seed: int | None = 0
     only: tuple[str, ...] = ()
-    _queue: list[tuple[Fault, str | None]] = field(default_factory=list, repr=False)
-    _rng: random.Random = field(default_factory=random.Random, repr=False)
-    injected: dict[str, int] = field(default_factory=dict)
+    injected: dict[str, int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        # state, not configuration: kept off the fields so that neither the signature nor help() shows it
+        self._queue: list[tuple[Fault, str | None]] = []
         self._rng = random.Random(self.seed)
 
     def once(self, fault: Fault | str, *, match: str | None = None) -> Faults:
@@ -71,6 +80,7 @@ class Faults:
         return self
 
     def pick(self, method: str, path: str) -> Fault | None:
+        """The fault for one request, if any (a queued one-shot first, then the random rates); the sandbox asks."""
         label = f"{method} {path}"
         for i, (fault, match) in enumerate(self._queue):
             if match is None or match in label:

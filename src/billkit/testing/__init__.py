@@ -3,7 +3,8 @@
 * :func:`sandbox` - a fresh in-process sandbox of a provider (``sandbox("accepteasy", clock=..., faults=...)``);
   pass it to a client with ``AsyncClient("accepteasy", sandbox=box)``. ``box.requests`` lists what it received.
   The result is typed per provider (``AcceptEasySandbox``, ``BillcomSandbox``, ``FacturapiSandbox``), so the
-  provider's triggers and inspection methods type-check.
+  provider's triggers and inspection methods type-check. The three classes are exported here too (and from each
+  provider's package), for annotations and for constructing one with the provider's own options.
 * :class:`VirtualClock` - virtual time; polling and the sandboxes' background jobs run on it.
 * :class:`Faults` / :class:`Fault` - fault injection (5xx, 429 with Retry-After, dropped connections before
   or after the server acted, slow answers), by rate or one-shot.
@@ -16,7 +17,7 @@ This module needs nothing beyond billkit itself: pytest is imported only by the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from billkit.client import adapter_class
 from billkit.clock import Clock, VirtualClock
@@ -27,7 +28,38 @@ if TYPE_CHECKING:
     from billkit.providers.billcom.sandbox import BillcomSandbox
     from billkit.providers.facturapi.sandbox import FacturapiSandbox
 
-__all__ = ["Fault", "Faults", "RecordedRequest", "Sandbox", "SandboxFactory", "VirtualClock", "sandbox"]
+__all__ = [
+    "AcceptEasySandbox",
+    "BillcomSandbox",
+    "FacturapiSandbox",
+    "Fault",
+    "Faults",
+    "RecordedRequest",
+    "Sandbox",
+    "SandboxFactory",
+    "VirtualClock",
+    "sandbox",
+]
+
+#: each provider's sandbox class and the package it lives in, imported only when asked for (``import
+#: billkit.testing`` loads no provider)
+_SANDBOX_CLASSES = {
+    "AcceptEasySandbox": "billkit.providers.accepteasy",
+    "BillcomSandbox": "billkit.providers.billcom",
+    "FacturapiSandbox": "billkit.providers.facturapi",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SANDBOX_CLASSES:
+        import importlib
+
+        return getattr(importlib.import_module(_SANDBOX_CLASSES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 @overload

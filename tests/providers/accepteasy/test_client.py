@@ -295,3 +295,20 @@ async def test_a_search_page_size_below_one_is_refused_before_sending(
     with pytest.raises(billkit.ValidationError, match="count"):
         [b async for b in client.native.search_bills("X", count=0)]
     assert box.requests == []
+
+
+async def test_during_maintenance_creates_are_outcome_unknown_and_reads_server_errors(
+    client: billkit.AsyncClient, box: AcceptEasySandbox
+) -> None:
+    box.maintenance = True  # every request answers 503, as docs/providers/accepteasy.md says
+    for create in (client.create, client.submit):
+        with pytest.raises(billkit.OutcomeUnknownError) as info:
+            await create(bill())
+        assert isinstance(info.value.cause, billkit.ServerError) and info.value.cause.status_code == 503
+        assert "SRRID" in info.value.how_to_check
+    with pytest.raises(billkit.OutcomeUnknownError) as bulk:
+        await client.submit_many([bill("LI-1"), bill("LI-2")])
+    assert "SRRIDs" in bulk.value.how_to_check
+    with pytest.raises(billkit.ServerError):
+        await client.get("no-such-atid")
+    assert box.bills == {}

@@ -92,9 +92,14 @@ def test_expiry_rules() -> None:
                       now=NOW)  # fmt: skip
 
 
-def test_unsupported_fields_and_currency_raise() -> None:
-    with pytest.raises(UnsupportedFeatureError, match="currency USD"):
-        build_request(bill(currency="USD"), now=NOW)
+def test_another_currency_is_a_validation_problem_listed_with_the_others() -> None:
+    with pytest.raises(ValidationError) as info:
+        build_request(bill(currency="USD", description="x" * 33), now=NOW)
+    assert info.value.fields == ["total.currency", "description"] and "EUR only; got USD" in str(info.value)
+    assert not isinstance(info.value, UnsupportedFeatureError)
+
+
+def test_unsupported_fields_raise() -> None:
     with pytest.raises(UnsupportedFeatureError, match="line_items"):
         build_request(Bill(reference="r", description="d", line_items=(
             LineItem(description="x", unit_price=Money("1", "EUR")),)), now=NOW)  # fmt: skip
@@ -120,8 +125,9 @@ async def test_bad_input_sends_nothing(box: AcceptEasySandbox) -> None:
             await client.create(bill(description="x" * 33))
         with pytest.raises(ValidationError, match="APP0225"):
             await client.submit(bill(due_date=dt.date.today() + dt.timedelta(days=400)))
-        with pytest.raises(UnsupportedFeatureError):
+        with pytest.raises(ValidationError) as currency:
             await client.submit_many([bill(), bill(currency="USD")])
+        assert currency.value.fields == ["[1].total.currency"]
         with pytest.raises(ValidationError, match="integer cents"):
             await client.create(bill(provider_options={"Amount": Decimal("1234.5")}))
         with pytest.raises(ValidationError) as info:

@@ -349,15 +349,14 @@ def _wire_fields(bill: Bill, now: dt.datetime, srrid: str | None, prefix: str) -
     if bill.direction is not Direction.RECEIVABLE:
         raise UnsupportedFeatureError(PROVIDER, f"direction {bill.direction.value!r}", "bills are receivable only")
     data: dict[str, Any] = {}
+    problems: list[Problem] = []
     if bill.reference is not None:
         data["PaymentReference"] = bill.reference
     if bill.description is not None:
         data["Description"] = bill.description
     if bill.total is not None:
-        if bill.total.currency != CURRENCY:
-            raise UnsupportedFeatureError(
-                PROVIDER, f"currency {bill.total.currency}", "AcceptEasy bills are in euros (EUR) only"
-            )
+        if bill.total.currency != CURRENCY:  # a limit like the others, listed with them
+            problems.append(Problem(f"{prefix}total.currency", f"EUR only; got {bill.total.currency}"))
         data["Amount"] = bill.total.to_minor_units()
     if bill.due_date is not None:
         data["ExpiryDate"] = _expiry_from_due(bill.due_date)
@@ -371,7 +370,7 @@ def _wire_fields(bill: Bill, now: dt.datetime, srrid: str | None, prefix: str) -
             data[key] = value
     if srrid is not None and data.get("SRRID") is None:
         data["SRRID"] = srrid
-    problems = validate_request(data, now, prefix=prefix)
+    problems += validate_request(data, now, prefix=prefix)
     if problems:
         raise ValidationError(problems, provider=PROVIDER)
     return data
