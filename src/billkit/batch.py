@@ -42,14 +42,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
+from billkit.durable import proves_not_created as _definite
 from billkit.errors import (
-    APIError,
     BillkitError,
     BulkRejected,
     OperationCancelled,
     OperationFailed,
     OperationTimeout,
-    UnsupportedFeatureError,
     ValidationError,
 )
 from billkit.flows import LazyModule
@@ -565,18 +564,6 @@ class _Runner:
         if found.status is BillStatus.FAILED:
             return (item.idx, "failed", found.provider_id, "failed", None, "OperationFailed", "creation failed")
         return self._done(item, found)
-
-
-def _definite(exc: BaseException) -> bool:
-    """Whether ``exc`` proves the bill was not created and will not be: a refusal before sending (validation), a
-    failed creation, or a 4xx refusal other than 408, 409 and 429. Anything else (a lost answer, a dropped
-    connection, a 5xx, a timeout) leaves the item to be looked up."""
-    if isinstance(exc, (ValidationError, OperationFailed, BulkRejected, UnsupportedFeatureError)):
-        return True
-    if isinstance(exc, APIError):
-        status = exc.status_code or 0
-        return 400 <= status < 500 and status not in (408, 409, 429)
-    return False
 
 
 def _problem_index(name: str) -> int | None:
