@@ -55,6 +55,11 @@ class Format(str, Enum):
     jsonl = "jsonl"
 
 
+class Engine(str, Enum):
+    journal = "journal"
+    dbos = "dbos"
+
+
 # -- progress ----------------------------------------------------------------------------------------------------
 class _Report:
     """A live bar on a terminal; a plain line at most every ``every`` seconds otherwise."""
@@ -103,6 +108,87 @@ class _Report:
 
 
 # -- running -----------------------------------------------------------------------------------------------------
+def _read(file: Path, provider: str, all_or_nothing: bool, file_format: Format | None) -> tuple[list[Any], list[Any]]:
+    """The file's rows and its bad ones (each reported with its row and field); exits when it cannot be read, or
+    when a row is bad and ``all_or_nothing``."""
+    try:
+        rows = read_bills(file, provider=provider, format=file_format.value if file_format else None)
+    except (FileError, ConfigurationError) as exc:
+        err.print(f"error: {exc.message}", highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+    bad = [r for r in rows if r.errors]
+    for parsed in bad[:50]:
+        for problem in parsed.errors:
+            err.print(f"{file}: {problem}", highlight=False)
+    if len(bad) > 50:
+        err.print(f"... and {len(bad) - 50} more bad rows", highlight=False)
+    if bad and all_or_nothing:
+        err.print(f"{len(bad)} bad rows: nothing sent (--all-or-nothing)", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    return rows, bad
+
+
+def _dbos(database: str | None) -> Any:
+    if not database:
+        err.print("error: --engine dbos needs --database (postgresql://... or sqlite:///...)", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    from billkit.contrib.dbos import Engine as DbosEngine
+
+    return DbosEngine(database)
+
+
+def _run_dbos(file: Path, provider: str, database: str | None, batch: str | None, base_url: str | None,
+              all_or_nothing: bool, file_format: Format | None, wait: bool) -> int:  # fmt: skip
+    """Enqueue the file's good rows as a DBOS batch; wait (with progress) unless told not to."""
+    engine = _dbos(database)
+    rows, bad = _read(file, provider, all_or_nothing, file_format)
+    good = [r.bill for r in rows if not r.errors]
+    batch = engine.submit(good, provider=provider, batch=batch, base_url=base_url)
+    err.print(f"{len(good)} bills enqueued as batch {batch}" + (f" ({len(bad)} bad rows, not sent)" if bad else "")
+              + "; workers: billkit worker --database ...", highlight=False)  # fmt: skip
+    out.print(batch, highlight=False)
+    if not wait:
+        return EXIT_DONE
+    summary = engine.summary(batch)
+    with _Report(summary.total, 0) as report:
+        try:
+            summary = engine.wait(batch, on_progress=lambda s: report(_shown(s.counts)))
+        except KeyboardInterrupt:
+            err.print(f"\nstopped waiting; the workers go on. See: billkit status --database ... --batch {batch}",
+                      highlight=False)  # fmt: skip
+            return EXIT_INTERRUPTED
+    counts = dict(summary.counts)
+    if bad:
+        counts["invalid"] = len(bad)
+    return _verdict(Path(f"batch {batch}"), _shown(counts))
+
+
+def _shown(counts: Mapping[str, int]) -> dict[str, int]:
+    """A DBOS batch's counts in the journal's words (waiting: submitted)."""
+    return {("submitted" if k == "waiting" else k): v for k, v in counts.items()}
+
+
+@app.command()
+def worker(
+    database: Annotated[str, typer.Option(help="the DBOS database: postgresql://... or sqlite:///...")],
+    provider: Annotated[list[str] | None, typer.Option("--provider", "-p", help="serve only these (repeat)")] = None,
+    per_worker: Annotated[int, typer.Option(help="creates this worker runs at once per provider")] = 8,
+    lease: Annotated[float, typer.Option(help="seconds without a heartbeat before a worker is taken for dead")] = 10.0,
+) -> None:
+    """Run a DBOS worker for billkit batches until Ctrl-C (credentials from the environment)."""
+    for name in provider or ():
+        if name not in PROVIDERS:
+            err.print(f"error: unknown provider {name!r}: choose {', '.join(PROVIDERS)}", highlight=False)
+            raise typer.Exit(EXIT_REFUSED)
+    from billkit.contrib.dbos import Engine as DbosEngine
+
+    engine = DbosEngine(database, per_worker=per_worker, lease=lease)
+    engine.launch(provider or None)
+    err.print(f"billkit worker {engine.executor} serving {', '.join(provider or PROVIDERS)}", highlight=False)
+    engine.work(provider or None)
+
+
+# -- the journal engine ---------------------------------------------------------------------------------------------
 def _run(journal_path: Path, *, workers: int | None, chunk: int | None, settle: float | None,
          journal: Journal | None = None) -> int:  # fmt: skip
     with journal or Journal(journal_path) as j:
@@ -151,30 +237,25 @@ def run(
     workers: Annotated[int | None, typer.Option(help="submissions in flight at once")] = None,
     chunk: Annotated[int | None, typer.Option(help="items per submission")] = None,
     settle: Annotated[float | None, typer.Option(help="seconds before a lost send is proven absent")] = None,
+    engine: Annotated[Engine, typer.Option(help="journal (this machine) or dbos (workers: billkit worker)")] = (
+        Engine.journal
+    ),
+    database: Annotated[str | None, typer.Option(help="--engine dbos: postgresql://... or sqlite:///...")] = None,
+    batch: Annotated[str | None, typer.Option(help="--engine dbos: the batch id (default: a new one)")] = None,
+    wait: Annotated[bool, typer.Option(help="--engine dbos: wait until every item is finished")] = True,
 ) -> None:  # fmt: skip
     """Submit every row of FILE and wait until each one is done; the journal makes it resumable."""
     if provider not in PROVIDERS:
         err.print(f"error: unknown provider {provider!r}: choose {', '.join(PROVIDERS)}", highlight=False)
         raise typer.Exit(EXIT_REFUSED)
+    if engine is Engine.dbos:
+        raise typer.Exit(_run_dbos(file, provider, database, batch, base_url, all_or_nothing, file_format, wait))
     target = journal or file.with_name(file.name + ".journal")
     if target.exists():
         err.print(f"error: {target} exists: resume it with  billkit resume {target}  (or give --journal)",
                   highlight=False)  # fmt: skip
         raise typer.Exit(EXIT_REFUSED)
-    try:
-        rows = read_bills(file, provider=provider, format=file_format.value if file_format else None)
-    except (FileError, ConfigurationError) as exc:
-        err.print(f"error: {exc.message}", highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
-    bad = [r for r in rows if r.errors]
-    for parsed in bad[:50]:
-        for problem in parsed.errors:
-            err.print(f"{file}: {problem}", highlight=False)
-    if len(bad) > 50:
-        err.print(f"... and {len(bad) - 50} more bad rows", highlight=False)
-    if bad and all_or_nothing:
-        err.print(f"{len(bad)} bad rows: nothing sent (--all-or-nothing)", highlight=False)
-        raise typer.Exit(EXIT_REFUSED)
+    rows, bad = _read(file, provider, all_or_nothing, file_format)
     entries = [(r.row, r.bill, "; ".join(str(e) for e in r.errors) or None) for r in rows]
     options: dict[str, Any] = {"sandbox": sandbox, "base_url": base_url}
     opened = billkit.batch.create(target, entries, provider=provider, source=str(file), options=options)
@@ -210,8 +291,28 @@ def retry_failed(
 
 
 @app.command()
-def status(journal: Annotated[Path, typer.Argument(help="the journal of a run")]) -> None:
+def status(
+    journal: Annotated[Path | None, typer.Argument(help="the journal of a run")] = None,
+    database: Annotated[str | None, typer.Option(help="a DBOS batch's database (with --batch)")] = None,
+    batch: Annotated[str | None, typer.Option(help="a DBOS batch's id")] = None,
+) -> None:
     """Items by state, and the failures grouped by error with their rows."""
+    if journal is None:
+        engine = _dbos(database)
+        summary = engine.summary(batch or "")
+        table = Table(title=f"batch {batch}")
+        table.add_column("state")
+        table.add_column("items", justify="right")
+        for state, n in summary.counts.items():
+            table.add_row(state, str(n))
+        out.print(table)
+        groups: dict[str, list[int]] = {}
+        for row in engine.rows(batch or ""):
+            if row["state"] in ("failed", "unknown"):
+                groups.setdefault(f"{row['error_type']}: {row['error']}", []).append(row["idx"])
+        for group, idxs in groups.items():
+            out.print(f"{group}\n  items {', '.join(map(str, idxs[:20]))}", highlight=False)
+        raise typer.Exit(_verdict(Path(f"batch {batch}"), _shown(summary.counts)) if summary.total else EXIT_REFUSED)
     _exists(journal)
     with Journal(journal) as j:
         counts, failures, meta, options = j.counts(), j.failures(), j.meta, j.options
@@ -229,11 +330,29 @@ def status(journal: Annotated[Path, typer.Argument(help="the journal of a run")]
 
 @app.command()
 def export(
-    journal: Annotated[Path, typer.Argument(help="the journal of a run")],
+    journal: Annotated[Path | None, typer.Argument(help="the journal of a run")] = None,
     file_format: Annotated[Format, typer.Option("--format", help="csv or jsonl")] = Format.csv,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="the file to write (default: stdout)")] = None,
+    database: Annotated[str | None, typer.Option(help="a DBOS batch's database (with --batch)")] = None,
+    batch: Annotated[str | None, typer.Option(help="a DBOS batch's id")] = None,
 ) -> None:
     """One row per input, in input order: row, key, state, provider id, status, error, links."""
+    if journal is None:
+        rows = list(_dbos(database).rows(batch or ""))
+        target = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+        try:
+            if file_format is Format.csv:
+                names = ["idx", "key", "state", "provider_id", "status", "error_type", "error", "attempts"]
+                writer = csv.DictWriter(target, fieldnames=names)
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                for row in rows:
+                    target.write(json.dumps(row) + "\n")
+        finally:
+            if output:
+                target.close()
+        return
     _exists(journal)
     fields = ["index", "row", "key", "state", "provider_id", "status", "error_type", "error", "attempts", "links"]
     target = output.open("w", newline="", encoding="utf-8") if output else sys.stdout

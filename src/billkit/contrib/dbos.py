@@ -41,6 +41,7 @@ import contextlib
 import hashlib
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -69,6 +70,7 @@ from billkit.operations import PollPolicy
 __all__ = ["TOPIC", "Engine", "Summary"]
 
 FORMAT = 1
+_BATCH_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: the DBOS message topic a webhook's news is sent on
 TOPIC = "billkit.event"
 CREATE = "billkit.create"
@@ -258,12 +260,17 @@ class Engine:
         """Write the bills (keys pinned) and enqueue one workflow each; returns the batch id. Submitting the same
         batch id again enqueues nothing twice (workflow ids are the batch id and the item's index)."""
         cls = adapter_class(provider)
-        self.setup()
         batch = batch or uuid.uuid4().hex[:16]
+        if not _BATCH_ID.fullmatch(batch):
+            raise ConfigurationError(f"a batch id is 1 to 64 letters, digits, '.', '_' or '-', not {batch!r}")
+        self.setup()
+        # the keys' seed: short and fixed by the batch id, so the keys fit every provider's limits (AcceptEasy's
+        # SRRID is at most 36 characters) and a second submit of the batch pins the same keys
+        seed = batch if len(batch) <= 16 else hashlib.sha256(batch.encode()).hexdigest()[:16]
         now = time.time()
         rows = []
         for idx, bill in enumerate(bills):
-            pinned, key = cls.pin_key(bill, batch, idx)
+            pinned, key = cls.pin_key(bill, seed, idx)
             rows.append({"batch": batch, "idx": idx, "key": key, "bill": pinned.model_dump_json(),
                          "state": "pending", "attempts": 0, "updated": now})  # fmt: skip
         account = _account(cls.name)
