@@ -176,3 +176,31 @@ def test_export_carries_the_links_of_each_created_bill(tmp_path: Path) -> None:
     _, exported = billkit("export", tmp_path / "bills.csv.journal")
     [row] = list(csv.DictReader(io.StringIO(exported)))
     assert row["provider_id"] and row["provider_id"] in json.loads(row["links"])["location"]
+
+
+# -- the DBOS engine ---------------------------------------------------------------------------------------------
+def test_run_with_the_dbos_engine_enqueues_the_good_rows_and_status_and_export_read_them(tmp_path: Path) -> None:
+    pytest.importorskip("dbos")
+    database = f"sqlite:///{tmp_path / 'dbos.sqlite'}"
+    source = tmp_path / "bills.csv"
+    shutil.copy(DATA / "accepteasy.csv", source)
+    with source.open("a", encoding="utf-8") as f:
+        f.write("BAD-1,x,a@example.nl,not-money,EUR\n")
+    code, output = billkit("run", source, "-p", "accepteasy", "--engine", "dbos", "--database", database,
+                           "--batch", "month-end", "--no-wait")  # fmt: skip
+    assert code == EXIT_DONE, output
+    assert "enqueued as batch month-end" in output and "bad rows, not sent" in output
+    good = sum(1 for _ in csv.DictReader((DATA / "accepteasy.csv").open(encoding="utf-8")))
+    code, output = billkit("status", "--database", database, "--batch", "month-end")
+    assert code == EXIT_UNFINISHED, output
+    assert any(line.split()[1:4:2] == ["pending", str(good)] for line in output.splitlines() if "pending" in line)
+    code, output = billkit("export", "--database", database, "--batch", "month-end", "--format", "jsonl")
+    rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert [r["idx"] for r in rows] == list(range(good)) and {r["state"] for r in rows} == {"pending"}
+
+
+def test_the_dbos_engine_needs_a_database_and_workers_known_providers(tmp_path: Path) -> None:
+    code, output = billkit("run", DATA / "accepteasy.csv", "-p", "accepteasy", "--engine", "dbos")
+    assert code == EXIT_REFUSED and "--database" in output
+    code, output = billkit("worker", "--database", "sqlite:///x.sqlite", "--provider", "paypal")
+    assert code == EXIT_REFUSED and "unknown provider 'paypal'" in output
