@@ -23,14 +23,15 @@ from billkit.errors import (
     APIError,
     BillkitError,
     BulkRejected,
+    ConfigurationError,
     OperationFailed,
     UnsupportedFeatureError,
     ValidationError,
 )
-from billkit.models import Bill, BillStatus
+from billkit.models import Bill, BillStatus, BulkResult
 from billkit.operations import PollResult, Started
 
-__all__ = ["Stage", "found", "proves_not_created", "read", "send", "updates"]
+__all__ = ["Stage", "found", "proves_not_created", "read", "send", "send_many", "updates"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,38 @@ async def send(client: AsyncClient, bill: Bill) -> Stage:
     client._check_open()
     started: Started = await client._io.run(client._adapter.submit(bill))
     return _stage(started.kind, started.id, started.state, started.first)
+
+
+async def send_many(client: AsyncClient, bills: list[Bill]) -> list[Stage]:
+    """Send ``bills`` as one bulk (each with its pinned key) and return one stage per bill, in order: for a
+    provider whose bulk answers at once (BILL's), or one whose bulk is one create per bill (Facturapi). Raises the
+    billkit error of a bulk refused or lost whole; a bulk the provider finishes later as one job (AcceptEasy's) is
+    refused here, since its items cannot be followed one by one."""
+    client._check_open()
+    started = await client._io.run(client._adapter.submit_many(bills))
+    if not isinstance(started, Started):
+        out: list[Stage] = []
+        for one in started:
+            if isinstance(one, BillkitError):
+                out.append(Stage(done=True, error=(type(one).__name__, one.message)))
+            else:
+                out.append(_stage(one.kind, one.id, one.state, one.first))
+        return out
+    first = started.first
+    if first is None or not first.done:
+        raise ConfigurationError(f"{client.provider}'s bulk finishes later as one job; send its bills one by one")
+    if first.error is not None:
+        raise first.error
+    if not isinstance(first.value, BulkResult) or len(first.value) != len(bills):
+        raise BillkitError("a bulk answered without one result per bill", provider=client.provider)
+    stages = []
+    for item in first.value:
+        if item.ok and item.bill is not None:
+            stages.append(found(item.bill))
+        else:
+            err = item.error or OperationFailed("failed in the bulk", provider=client.provider)
+            stages.append(Stage(done=True, error=(type(err).__name__, err.message)))
+    return stages
 
 
 def found(bill: Bill) -> Stage:

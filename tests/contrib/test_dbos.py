@@ -186,3 +186,34 @@ def test_the_database_is_a_url_and_its_password_is_not_shown() -> None:
         bd.Engine("billing.sqlite")
     engine = bd.Engine("postgresql://billing:hunter2@db.example/billing")
     assert "hunter2" not in repr(engine)
+
+
+def test_bill_s_chunk_looks_up_the_items_in_doubt_together_and_sends_the_rest_in_one_bulk(engine_for: Any) -> None:
+    """BILL runs 100 bills per workflow as one bulk; an item a dead worker may have sent is found by the
+    vendor listing (after BILL's settling time, here shortened), never created twice."""
+    box = real_box("billcom")
+    engine = engine_for(box)
+    bills = bills_for("billcom", 5)
+    batch = engine.submit(bills, provider="billcom")
+    with engine.sql.begin() as c:
+        row = c.execute(sa.select(bd._items).where(bd._items.c.batch == batch, bd._items.c.idx == 3)).one()
+        c.execute(sa.update(bd._items).where(bd._items.c.batch == batch, bd._items.c.idx == 3)
+                  .values(state="sending", attempts=1, first_sent=time.time() - 600))  # fmt: skip
+    with billkit.Client("billcom", sandbox=box) as direct:  # what the dead worker's bulk did for item 3
+        direct.create(billkit.Bill.model_validate_json(row.bill))
+    engine.launch(["billcom"])
+    assert engine.wait(batch, timeout=60).ok
+    assert sorted(map(len, held(box).values())) == [1] * 5, "each bill held once"
+    bulk_creates = [r for r in box.requests if r.method == "POST" and "bulk" in r.path]
+    assert len(bulk_creates) == 1, "the four others went in one bulk"
+    assert [r["attempts"] for r in engine.rows(batch)] == [1, 1, 1, 1, 1]
+
+
+def test_a_provider_left_out_of_chunks_gets_a_workflow_per_bill(engine_for: Any) -> None:
+    box = real_box("billcom")
+    engine = engine_for(box, chunks={})
+    batch = engine.submit(bills_for("billcom", 3), provider="billcom")
+    engine.launch(["billcom"])
+    assert engine.wait(batch, timeout=60).ok
+    assert not [r for r in box.requests if r.method == "POST" and "bulk" in r.path]
+    assert sorted(map(len, held(box).values())) == [1, 1, 1]

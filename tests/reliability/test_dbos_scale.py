@@ -36,7 +36,7 @@ pytestmark = pytest.mark.soak
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("BILLKIT_SCALE") == "full"
 SIZE = 5000 if FULL else 150
-PROVIDERS = ("accepteasy", "billcom", "facturapi")
+PROVIDERS = tuple(os.environ.get("BILLKIT_SCALE_PROVIDERS", "accepteasy,billcom,facturapi").split(","))
 
 
 @pytest.fixture(scope="module")

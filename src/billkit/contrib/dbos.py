@@ -61,9 +61,10 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised by the plain-
     ) from None
 
 from billkit import durable
+from billkit.batch import _problem_index
 from billkit.client import AsyncClient, adapter_class
 from billkit.durable import Stage
-from billkit.errors import BillkitError, ConfigurationError
+from billkit.errors import BillkitError, BulkRejected, ConfigurationError, ValidationError
 from billkit.models import Bill
 from billkit.operations import PollPolicy
 
@@ -74,6 +75,9 @@ _BATCH_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: the DBOS message topic a webhook's news is sent on
 TOPIC = "billkit.event"
 CREATE = "billkit.create"
+CREATE_MANY = "billkit.create_many"
+#: bills per workflow where a provider's bulk answers at once: BILL's bulk takes at most 100
+DEFAULT_CHUNKS = {"billcom": 100}
 WAIT = "billkit.wait"
 WAITS_QUEUE = "billkit-waits"
 ROUNDS = 12
@@ -204,6 +208,9 @@ class Engine:
     * ``per_worker``: creates one worker runs at once per provider; ``max_in_flight`` caps them across all
       workers (default: the adapter's own limit, BILL's 3).
     * ``lease``: seconds without a heartbeat after which a worker is taken for dead and its work recovered.
+    * ``chunks``: bills per workflow, sent as one bulk, for providers whose bulk answers at once (default: BILL,
+      100; a provider left out gets one workflow per bill). BILL allows 3 requests in flight, so one bill per
+      workflow caps it near 3 bills per request time; a bulk of 100 per workflow does not.
     """
 
     def __init__(
@@ -214,6 +221,7 @@ class Engine:
         per_worker: int = 8,
         max_in_flight: Mapping[str, int] | None = None,
         lease: float = 10.0,
+        chunks: Mapping[str, int] | None = None,
         app: str = "billkit",
     ) -> None:
         if not isinstance(database, str) or "://" not in database:
@@ -223,6 +231,7 @@ class Engine:
         self.per_worker = per_worker
         self.limits = dict(max_in_flight or {})
         self.lease = lease
+        self.chunks = dict(DEFAULT_CHUNKS if chunks is None else chunks)
         self.app = app
         self.executor = f"billkit-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.sql = sa.create_engine(_sa_url(database), pool_pre_ping=True)
@@ -284,13 +293,15 @@ class Engine:
             elif exists[0] != len(rows):
                 raise ConfigurationError(f"batch {batch} exists with {exists[0]} items, not {len(rows)}")
         client = DBOSClient(system_database_url=self.database, serializer=DBOSPortableJSONSerializer())
+        chunk = self.chunks.get(cls.name, 1)
         try:
-            for idx in range(len(rows)):
-                options: EnqueueOptions = {"workflow_name": CREATE, "queue_name": self._queue(cls.name),
-                                           "workflow_id": f"{CREATE}:{batch}:{idx}"}  # fmt: skip
+            for first in range(0, len(rows), chunk):
+                name, args = (CREATE, (batch, first)) if chunk == 1 else (CREATE_MANY, (batch, first, chunk))
+                options: EnqueueOptions = {"workflow_name": name, "queue_name": self._queue(cls.name),
+                                           "workflow_id": f"{name}:{batch}:{first}"}  # fmt: skip
                 if self._limit(cls.name):
                     options["queue_partition_key"] = account
-                client.enqueue(options, batch, idx)
+                client.enqueue(options, *args)
         finally:
             client.destroy()
         return batch
@@ -390,7 +401,7 @@ class Engine:
             limit = self._limit(name)
             if limit:
                 DBOS.register_queue(self._queue(name), worker_concurrency=min(self.per_worker, limit),
-                                    partition_concurrency=limit, polling_interval_sec=0.2)  # fmt: skip
+                                    partition_concurrency=limit, polling_interval_sec=0.05)  # fmt: skip
             else:
                 DBOS.register_queue(self._queue(name), worker_concurrency=self.per_worker, polling_interval_sec=0.2)
         DBOS.register_queue(WAITS_QUEUE, worker_concurrency=10_000, polling_interval_sec=0.2)
@@ -575,12 +586,128 @@ async def _create_workflow(batch: str, idx: int) -> str:
             await DBOS.sleep_async(float(out["delay"]))
             continue
         if out["next"] == "wait":
-            with SetWorkflowID(f"{WAIT}:{batch}:{idx}"):
-                queue = await DBOS.retrieve_queue_async(WAITS_QUEUE)
-                assert queue is not None
-                await queue.enqueue_async(_wait_workflow, batch, idx)
+            await _start_wait(batch, idx)
         return str(out["next"])
     return await _give_up_step(batch, idx)
+
+
+def _range(batch: str, first: int, count: int) -> tuple[list[Any], Any]:
+    sql = _worker().engine.sql
+    with sql.connect() as c:
+        q = sa.select(_items).where(_items.c.batch == batch, _items.c.idx >= first, _items.c.idx < first + count)
+        items = list(c.execute(q.order_by(_items.c.idx)).all())
+        meta = c.execute(sa.select(_batches).where(_batches.c.batch == batch)).one()
+    return items, meta
+
+
+@DBOS.step(name="billkit.send_many")
+async def _send_many_step(batch: str, first: int, count: int) -> dict[str, Any]:
+    """:func:`_send_step` for a chunk sent as one bulk: the items in doubt looked up together (BILL: one listing
+    per vendor), the absent and the fresh sent in one bulk; items a refusal names fail, the others go again."""
+    items, meta = _range(batch, first, count)
+    open_ = [i for i in items if i.state not in TERMINAL and i.state != "waiting"]
+    w = _worker()
+    client = w.client(meta.provider, meta.base_url)
+    doubt = [i for i in open_ if i.attempts > 0]
+    send = [i for i in open_ if i.attempts == 0]
+    if doubt:
+        sent = [i.first_sent for i in doubt if i.first_sent is not None]
+        settle = client._adapter.reconcile_settle
+        if sent and (left := max(sent) + settle - time.time()) > 0:
+            return {"next": "again", "delay": left}
+        try:
+            hits = await client.find_existing_many([Bill.model_validate_json(i.bill) for i in doubt],
+                                                   since=min(sent) if sent else None)  # fmt: skip
+        except BillkitError as exc:
+            for i in doubt:
+                _write(batch, i.idx, error_type=_error(exc)[0], error=_error(exc)[1])
+            return _again(max(i.attempts for i in doubt))
+        for i, hit in zip(doubt, hits, strict=True):
+            if hit is not None:
+                _record(batch, i.idx, durable.found(hit))
+            else:
+                send.append(i)
+    if send:
+        send.sort(key=lambda i: i.idx)
+        now = time.time()
+        with w.engine.sql.begin() as c:  # the intent of every send, before the bulk goes out
+            for i in send:
+                c.execute(sa.update(_items).where(_items.c.batch == batch, _items.c.idx == i.idx).values(
+                    state="sending", attempts=i.attempts + 1, updated=now,
+                    first_sent=i.first_sent if i.first_sent is not None else now))  # fmt: skip
+        try:
+            stages = await durable.send_many(client, [Bill.model_validate_json(i.bill) for i in send])
+        except (ValidationError, BulkRejected) as exc:  # refused whole, nothing created: the named items fail
+            named = _named(exc)
+            for pos, i in enumerate(send):
+                if pos in named or not named:
+                    err = named.get(pos, exc)
+                    _write(batch, i.idx, state="failed", error_type=type(err).__name__, error=_named_message(exc, pos))
+                else:  # not sent: back to pending, so the next round sends it without a look-up
+                    _write(batch, i.idx, state="pending", attempts=i.attempts)
+            return _again(0) if named and len(named) < len(send) else {"next": "done", "waits": []}
+        except BillkitError as exc:
+            kind, message = _error(exc)
+            for i in send:
+                if durable.proves_not_created(exc):
+                    _write(batch, i.idx, state="failed", error_type=kind, error=message)
+                else:
+                    _write(batch, i.idx, error_type=kind, error=message)  # maybe created: looked up next round
+            if durable.proves_not_created(exc):
+                return {"next": "done", "waits": []}
+            return _again(max(i.attempts for i in send) + 1)
+        for i, stage in zip(send, stages, strict=True):
+            _record(batch, i.idx, stage)
+    items, _ = _range(batch, first, count)
+    return {"next": "done", "waits": [i.idx for i in items if i.state == "waiting"]}
+
+
+def _named(exc: BillkitError) -> dict[int, BillkitError]:
+    """The items (positions in the bulk) a refusal names, with each one's error."""
+    if isinstance(exc, BulkRejected):
+        return dict(exc.item_errors)
+    assert isinstance(exc, ValidationError)
+    return {pos: exc for p in exc.problems if (pos := _problem_index(p.field)) is not None}
+
+
+def _named_message(exc: BillkitError, pos: int) -> str:
+    if isinstance(exc, ValidationError):
+        mine = [str(p) for p in exc.problems if _problem_index(p.field) == pos]
+        if mine:
+            return "; ".join(mine)
+    if isinstance(exc, BulkRejected) and pos in exc.item_errors:
+        return exc.item_errors[pos].message
+    return exc.message
+
+
+@DBOS.step(name="billkit.give_up_many")
+async def _give_up_many_step(batch: str, first: int, count: int) -> str:
+    items, _ = _range(batch, first, count)
+    for i in items:
+        if i.state not in TERMINAL and i.state != "waiting":
+            _write(batch, i.idx, state="unknown", error_type=i.error_type or "OutcomeUnknownError",
+                   error=i.error or "no look-up could settle it")  # fmt: skip
+    return "unknown"
+
+
+async def _start_wait(batch: str, idx: int) -> None:
+    with SetWorkflowID(f"{WAIT}:{batch}:{idx}"):
+        queue = await DBOS.retrieve_queue_async(WAITS_QUEUE)
+        assert queue is not None
+        await queue.enqueue_async(_wait_workflow, batch, idx)
+
+
+@DBOS.workflow(name=CREATE_MANY)
+async def _create_many_workflow(batch: str, first: int, count: int) -> str:
+    for _ in range(ROUNDS):
+        out = await _send_many_step(batch, first, count)
+        if out["next"] == "again":
+            await DBOS.sleep_async(float(out["delay"]))
+            continue
+        for idx in out["waits"]:
+            await _start_wait(batch, int(idx))
+        return "done"
+    return await _give_up_many_step(batch, first, count)
 
 
 @DBOS.step(name="billkit.plan")
