@@ -17,9 +17,18 @@ Each delivery is handled the same way, whatever the framework:
    notifications carry none, so the body's SHA-256 stands for it) in a :class:`SeenStore`: in memory by default
    (bounded), or the batch journal (``store=journal``: a :class:`~billkit.journal.Journal` is one, shared by every
    process using it); a replay is answered 200 and not processed again;
-4. it is **handed on**: to ``client.handle_webhook_event`` (pending operations finish or advance at once) and to
-   ``on_event(event)`` if given; then it is answered 200. An ``on_event`` that raises answers 500 (the provider
-   delivers again later) and the event is not marked seen.
+4. it is **handed on**: to ``client.handle_webhook_event`` (pending operations finish or advance at once), to
+   ``on_event(event)`` if given, and to ``forward(body, headers)`` if given; then it is answered 200. An
+   ``on_event`` or ``forward`` that raises answers 500 (the provider delivers again later) and the event is not
+   marked seen.
+
+**Futures in another process.** The process that receives webhooks is often not the one that waits (a web app
+receives; a worker holds the pending operations). ``forward=Relay(worker_url)`` hands each verified, first-seen
+delivery on to a receiver there, exactly as it arrived (raw body, the provider's signature headers), so that
+receiver verifies it again with the same secret and the hop between them needs no trust of its own::
+
+    edge = Receiver(web_client, secret=SECRET, store=journal, forward=Relay("http://10.0.0.7:9000/webhooks/facturapi"))
+    worker_side = Receiver(worker_client, secret=SECRET)       # behind the worker's own little HTTP endpoint
 
 An ``AsyncClient``'s events must be handled in its event loop's thread: use ``asgi()`` with it. The Flask and
 Django views run in worker threads: give them a blocking ``billkit.Client``.
@@ -36,13 +45,24 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import httpx
 import pydantic
 
-from billkit.errors import WebhookVerificationError
+from billkit.errors import BillkitError, ConfigurationError, WebhookVerificationError
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
-__all__ = ["Delivery", "MemoryStore", "Receiver", "SeenStore", "event_id", "event_time", "header_value", "load_event"]
+__all__ = [
+    "Delivery",
+    "MemoryStore",
+    "Receiver",
+    "Relay",
+    "SeenStore",
+    "event_id",
+    "event_time",
+    "header_value",
+    "load_event",
+]
 
 
 class SeenStore(Protocol):
@@ -152,10 +172,12 @@ class Receiver:
     """Verifies, de-duplicates and hands on the webhook deliveries of ``client``'s provider (see the module)."""
 
     def __init__(self, client: Any, *, secret: str | Sequence[str], on_event: Callable[[Any], Any] | None = None,
-                 store: SeenStore | None = None) -> None:  # fmt: skip
+                 store: SeenStore | None = None,
+                 forward: Callable[[bytes, Mapping[str, str]], Any] | None = None) -> None:  # fmt: skip
         self.client = client
         self.secret = secret
         self.on_event = on_event
+        self.forward = forward
         self.store: SeenStore = store if store is not None else MemoryStore()
         self._lock = threading.Lock()
 
@@ -180,6 +202,11 @@ class Receiver:
                     self.on_event(event)
                 except Exception as exc:  # the provider delivers again later; the event is not marked seen
                     return Delivery(500, f"on_event failed: {type(exc).__name__}", event, matched=matched)
+            if self.forward is not None:
+                try:
+                    self.forward(body, headers)
+                except Exception as exc:  # as for on_event: delivered again later, not marked seen
+                    return Delivery(500, f"forward failed: {type(exc).__name__}", event, matched=matched)
             self.store.mark(key)
         return Delivery(200, "processed", event, matched=matched)
 
@@ -227,6 +254,65 @@ class Receiver:
 
         wrapped: Callable[[Any], Any] = csrf_exempt(require_POST(view))
         return wrapped
+
+
+#: headers that belong to one HTTP hop, not to the delivery: a relay does not pass them on
+_HOP_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
+                          "trailer", "upgrade", "expect", "accept-encoding", "proxy-authorization",
+                          "proxy-connection"})  # fmt: skip
+
+
+class Relay:
+    """Hands verified deliveries on to receivers in other processes: a :class:`Receiver`'s ``forward``.
+
+    ``Receiver(client, secret=SECRET, forward=Relay("http://worker:9000/webhooks/facturapi"))``: every delivery the
+    receiver processes (verified, first seen) is POSTed to each URL exactly as it arrived, the raw body and the
+    provider's headers (its signature, or AcceptEasy's Basic credentials) with only the hop's own headers left out.
+    The receiver there verifies it again with the same secret, de-duplicates it and hands it to its client, whose
+    pending operations finish at once; nothing between the two processes needs to be trusted.
+
+    A URL that cannot be reached in ``timeout`` seconds, or that answers other than 2xx, raises
+    :class:`~billkit.errors.BillkitError`; the edge receiver then answers 500 and does not mark the event seen, so
+    the provider delivers it again later (the URLs that had it already answer it as a duplicate). The POSTs run in
+    the edge receiver's request (in ``asgi()``, on its event loop), one URL after the other, while the receiver
+    holds its lock: send them to nearby processes, with a short ``timeout``. Thread-safe; ``close()`` (or
+    ``with``) closes its connection pool. ``transport``: an httpx transport, for tests.
+    """
+
+    def __init__(self, *urls: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+        if not urls:
+            raise ConfigurationError("Relay needs at least one URL to forward deliveries to")
+        self.urls = tuple(urls)
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return f"Relay({', '.join(_shown(u) for u in self.urls)})"
+
+    def __call__(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """POST one delivery (``body`` and ``headers`` as they arrived) to every URL; raise if any does not take it."""
+        passed = {name: value for name, value in headers.items() if name.lower() not in _HOP_HEADERS}
+        for url in self.urls:
+            try:
+                answer = self._http.post(url, content=body, headers=passed)
+            except httpx.HTTPError as exc:
+                raise BillkitError(f"relay to {_shown(url)} failed: {type(exc).__name__}") from None
+            if not 200 <= answer.status_code < 300:
+                raise BillkitError(f"relay to {_shown(url)} answered {answer.status_code}")
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shown(url: str) -> str:
+    """``url`` without any credentials it carries (for messages)."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 async def _answer(send: Any, status: int, message: str) -> None:

@@ -1,7 +1,8 @@
 """BILL (bill.com) v3: payable bills, sessions, all-or-nothing bulk, vendors.
 
 Use it through ``billkit.AsyncClient("billcom", username=..., password=..., organization_id=..., dev_key=...)``
-(or ``sandbox=True``); ``client.native`` is :class:`BillcomNative`. See ``docs/providers/billcom.md``.
+(or ``sandbox=True``); ``client.native`` is :class:`BillcomNative` (webhook subscriptions included: they return
+:class:`Subscription`). See ``docs/providers/billcom.md``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from billkit.providers.billcom.mapping import (
     BillcomRateLimitError,
     BillcomSessionError,
 )
+from billkit.providers.billcom.wire import EventSpec, Subscription
 
 if TYPE_CHECKING:
     from billkit.providers.billcom.sandbox import (
@@ -41,6 +43,8 @@ __all__ = [
     "BillcomRateLimitError",
     "BillcomSandbox",
     "BillcomSessionError",
+    "EventSpec",
+    "Subscription",
     "format_filters",
 ]
 

@@ -32,11 +32,18 @@ so created bills are never hidden behind an exception. With isolation on (``clie
 True``), a rejected batch is split: items BILL named are failed with their own error and the rest is
 resubmitted; an answer that names nobody is bisected; until every good item is created exactly once and
 every bad one has its own error. ``client.native.last_bulk_calls`` tells how many bulk calls that took.
+
+**Webhook subscriptions** (``client.native.create_subscription`` and the rest): BILL's webhooks API lives at
+another base URL (``.../connect-events``), set with the ``events_base_url`` option (or ``BILL_EVENTS_BASE_URL``)
+or derived from the base URL; its calls share the session, the slots and the error parser. See
+:mod:`billkit.providers.billcom.subscriptions`.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +81,7 @@ from billkit.flows import (
 )
 from billkit.models import Bill, BulkResult, ItemResult, ItemStatus
 from billkit.operations import PollResult, Started
+from billkit.providers.billcom import subscriptions
 from billkit.providers.billcom.mapping import (
     PROVIDER,
     BillcomAPIError,
@@ -88,6 +96,7 @@ from billkit.providers.billcom.mapping import (
     how_to_check,
     to_bill,
 )
+from billkit.providers.billcom.subscriptions import EVENTS_API, EventInput
 from billkit.providers.billcom.webhooks import BILL_EVENTS, WebhookEvent
 from billkit.providers.billcom.webhooks import verify as verify_event
 from billkit.providers.billcom.wire import (
@@ -95,14 +104,16 @@ from billkit.providers.billcom.wire import (
     BillList,
     BillResponse,
     ErrorEntry,
+    EventNotification,
     LoginRequest,
     LoginResponse,
+    Subscription,
     VendorCreate,
     VendorList,
     VendorResponse,
 )
 from billkit.tokens import TokenState
-from billkit.transport import Request, Response, dumps, read_model
+from billkit.transport import Request, Response, Transport, dumps, read_model
 from billkit.webhooks import event_time
 
 if TYPE_CHECKING:
@@ -143,6 +154,8 @@ class BillcomAdapter(Adapter):
         Credential("password", "BILL_PASSWORD"),
         Credential("organization_id", "BILL_ORGANIZATION_ID", secret=False),
         Credential("dev_key", "BILL_DEV_KEY"),
+        # a setting, not a credential (this is the one per-provider keyword channel): the webhooks API's base URL
+        Credential("events_base_url", "BILL_EVENTS_BASE_URL", secret=False, required=False),
     )
     default_base_url = "https://gateway.stage.bill.com/connect"
     capabilities = Capabilities(
@@ -174,6 +187,7 @@ class BillcomAdapter(Adapter):
         self.logins = 0
         self.bulk_isolation = False
         self.last_bulk_calls = 0
+        self._events_transport: Transport | None = None
 
     def __repr__(self) -> str:
         state = "active" if self._session_id else "none"
@@ -244,6 +258,29 @@ class BillcomAdapter(Adapter):
     def _headers(self, sid: str) -> dict[str, str]:
         return {"devKey": self.ctx.secret("dev_key"), "sessionId": sid}
 
+    # -- the webhooks API ----------------------------------------------------------------------------------
+    @property
+    def events_base_url(self) -> str:
+        """The webhooks API's base URL: the ``events_base_url`` option, else derived from the base URL (a trailing
+        ``/connect`` becomes ``/connect-events``); :class:`ConfigurationError` when it cannot be derived."""
+        explicit = self.ctx.secret("events_base_url")
+        if explicit:
+            return subscriptions.check_events_base_url(explicit)
+        return subscriptions.derive_events_base_url(self.ctx.transport.base_url)
+
+    def events_transport(self) -> Transport:
+        """The client's transport pointed at :attr:`events_base_url` (a copy made on first use, once the client's
+        default headers are merged: it shares them, the error parser, the timeouts and the request counters).
+        Requests go through the client's own httpx client and connection pool (BILL serves both APIs from one
+        host; an ``events_base_url`` on another host uses the transport httpx picked for the base URL, its proxy
+        settings included)."""
+        made = self._events_transport
+        if made is None:
+            made = copy.copy(self.ctx.transport)
+            made.base_url = self.events_base_url
+            self._events_transport = made
+        return made
+
     def call(
         self,
         method: str,
@@ -254,21 +291,28 @@ class BillcomAdapter(Adapter):
         json: Any = None,
         check: str = "",
         reference: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+        api: str = "main",
     ) -> Flow[Response]:
         """Send one request in the session; on ``BDC_1109`` log in again once and repeat it once (BILL refused it
         before acting, so even a create is safe to repeat then).
 
         The session id is read only once one of the ``max_in_flight`` slots is held, so calls queued behind a
-        dead session pick up the renewed one instead of each being refused with the stale id.
+        dead session pick up the renewed one instead of each being refused with the stale id. ``headers`` are
+        sent on every attempt, the repeat after a new login included (an ``X-Idempotent-Key`` stays the same);
+        ``idempotent`` marks a write BILL de-duplicates; ``api="events"`` sends it to the webhooks API.
         """
+        transport = self.events_transport() if api == EVENTS_API else self.ctx.transport
         for attempt in (1, 2):
             yield Acquire(self._slots)
             try:
                 sid = yield from self._session()
-                request = Request(method, path, ids=ids, params=params, json=json, headers=self._headers(sid),
+                sent = self._headers(sid) if not headers else {**headers, **self._headers(sid)}
+                request = Request(method, path, ids=ids, params=params, json=json, headers=sent, idempotent=idempotent,
                                   how_to_check=check, reference=reference)  # fmt: skip
                 try:
-                    return (yield from self.ctx.transport.send(request))
+                    return (yield from transport.send(request))
                 except BillcomSessionError:
                     if attempt == 2:
                         raise
@@ -817,6 +861,101 @@ class BillcomNative(Native[M]):
     def restore_bill(self, bill_id: str) -> Flow[BillResponse]:
         response = yield from self._adapter.call("POST", "/v3/bills/{}/restore", ids=(bill_id,))
         return response.parse(BillResponse)
+
+    # webhook subscriptions: the webhooks API (``events_base_url``), see billkit.providers.billcom.subscriptions
+    @property
+    def events_base_url(self) -> str:
+        """Where the subscription calls go (``.../connect-events``); ConfigurationError if it cannot be derived."""
+        return self._adapter.events_base_url
+
+    @operation
+    def create_subscription(self, name: str, notification_url: str, events: Sequence[EventInput], *,
+                            enabled: bool = True,
+                            idempotency_key: str | uuid.UUID | None = None) -> Flow[Subscription]:  # fmt: skip
+        """``POST /v3/subscriptions``: subscribe ``notification_url`` (HTTPS) to ``events`` (``"bill.created"``, or an
+        :class:`~billkit.providers.billcom.wire.EventSpec` for another version than ``"1"``).
+
+        The answer carries the subscription's ``security_key`` (a SecretStr), **returned this once**: keep it, it
+        verifies the deliveries (``client.verify_webhook(body, headers, sub.security_key.get_secret_value())``).
+        ``X-Idempotent-Key`` is ``idempotency_key`` (a UUID4; see ``subscriptions.stable_idempotency_key``) or a new
+        UUID4, made once for this call and sent on every retry, so a retry after a dropped connection never makes a
+        second subscription. Inputs are checked before anything is sent (:class:`ValidationError`).
+        """
+        problems: list[Problem] = []
+        key = subscriptions.check_idempotency_key(idempotency_key, problems)
+        request = subscriptions.build_request(name, notification_url, events, enabled, problems)
+        if problems or request is None:
+            raise ValidationError(problems, provider=PROVIDER)
+        return (yield from subscriptions.create(self._adapter, request, key))
+
+    @operation
+    def list_subscriptions(self) -> Flow[list[Subscription]]:
+        """``GET /v3/subscriptions``: every subscription of the organization (BILL allows 10), without keys."""
+        return (yield from subscriptions.list_all(self._adapter))
+
+    @operation
+    def get_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        """``GET /v3/subscriptions/{id}`` (no ``security_key``: BILL returns it only to the create).
+        An unknown id raises :class:`~billkit.errors.NotFoundError`."""
+        return (yield from subscriptions.get(self._adapter, subscription_id))
+
+    @operation
+    def update_subscription(self, subscription_id: str, *, name: str | None = None,
+                            notification_url: str | None = None, events: Sequence[EventInput] | None = None,
+                            enabled: bool | None = None) -> Flow[Subscription]:  # fmt: skip
+        """``PATCH /v3/subscriptions/{id}`` with only the fields given (``enabled=False`` pauses deliveries). Not
+        repeated once it may have reached BILL; a lost answer is settled by one read (see the module)."""
+        patch = subscriptions.build_patch(name=name, notification_url=notification_url, events=events,
+                                          enabled=enabled)  # fmt: skip
+        return (yield from subscriptions.update(self._adapter, subscription_id, patch))
+
+    @operation
+    def replace_subscription(self, subscription_id: str, name: str, notification_url: str,
+                             events: Sequence[EventInput], *, enabled: bool = True) -> Flow[Subscription]:  # fmt: skip
+        """``PUT /v3/subscriptions/{id}``: the whole subscription (name, URL, events, enabled) replaced."""
+        problems: list[Problem] = []
+        request = subscriptions.build_request(name, notification_url, events, enabled, problems)
+        if problems or request is None:
+            raise ValidationError(problems, provider=PROVIDER)
+        return (yield from subscriptions.replace(self._adapter, subscription_id, request))
+
+    @operation
+    def delete_subscription(self, subscription_id: str) -> Flow[None]:
+        """``DELETE /v3/subscriptions/{id}``. A lost answer is settled by one read (a 404 means it is gone)."""
+        return (yield from subscriptions.delete(self._adapter, subscription_id))
+
+    @operation
+    def send_test_event(self, subscription_id: str, *, event_type: str | None = None, version: str | None = None,
+                        payload: Mapping[str, Any] | None = None) -> Flow[dict[str, Any]]:  # fmt: skip
+        """``POST /v3/subscriptions/{id}/test``: BILL sends a test notification (test values, signed with the
+        subscription's key) to its URL. ``payload`` adds the event's object (``{"bill": {...}}``). Returns BILL's
+        answer as it came (its shape is not documented)."""
+        return (yield from subscriptions.send_test(self._adapter, subscription_id, event_type, version, payload))
+
+    @operation
+    def list_subscription_events(self, subscription_id: str, *,
+                                 filters: str | Sequence[tuple[str, str, Any]] | None = None,
+                                 ) -> Flow[list[EventNotification]]:  # fmt: skip
+        """``GET /v3/events/subscription/{id}``: the notifications sent for it (180 days). ``filters`` in
+        :func:`format_filters` syntax, e.g. ``[("entityId", "eq", bill_id)]``."""
+        text = format_filters(filters)
+        return (yield from subscriptions.history(self._adapter, subscription_id, text))
+
+    @operation
+    def resend_event(self, subscription_id: str, event_id: str) -> Flow[None]:
+        """``POST /v3/events/subscription/{id}/event/{eventId}``: BILL delivers that notification again."""
+        return (yield from subscriptions.resend(self._adapter, subscription_id, event_id))
+
+    @operation
+    def rotate_security_key(self, subscription_id: str, *,
+                            idempotency_key: str | uuid.UUID | None = None) -> Flow[pydantic.SecretStr]:  # fmt: skip
+        """``POST /v3/subscriptions/{id}/security_key``: a new security key (BILL signs later deliveries with it;
+        verify with both while deliveries signed with the old one may still arrive). Returned as a SecretStr."""
+        problems: list[Problem] = []
+        key = subscriptions.check_idempotency_key(idempotency_key, problems)
+        if problems:
+            raise ValidationError(problems, provider=PROVIDER)
+        return (yield from subscriptions.rotate_security_key(self._adapter, subscription_id, key))
 
     @operation
     def find_bills_by_invoice(self, vendor_id: str, invoice_number: str, *,

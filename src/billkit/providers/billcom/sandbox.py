@@ -20,7 +20,21 @@ What it models, and how a test or a demo drives it:
   request naming it, then work (a bulk rejected whole once and then accepted as is); :meth:`fail_next`
   answers the next matching request with any BDC code (``BDC_1322``, ``BDC_1144``, ``BDC_1109``...).
 * **Payments on the clock**: :meth:`pay` (or ``auto_pay`` for every new bill) moves a bill from UNPAID to
-  SCHEDULED and then to PAID (or PARTIAL) at the given virtual times, so ``wait_for(..., until=PAID)`` works.
+  SCHEDULED and then to PAID (or PARTIAL, for an ``amount`` below the total: a ``Money`` in the vendor's
+  currency, or a ``str``/``int``/``Decimal``) at the given virtual times, so ``wait_for(..., until=PAID)`` works.
+* **The webhooks API** at :attr:`BillcomSandbox.events_base_url` (``.../connect-events``, the same host): webhook
+  subscriptions (``/v3/subscriptions``: create with a UUID4 ``X-Idempotent-Key`` (a replayed key answers the first
+  answer again, so a retried create makes one subscription; the same key with another body is refused), list, get,
+  PUT, PATCH, DELETE, ``/test``, ``/security_key``), the event history and resends (``/v3/events/subscription/..``).
+  The ``securityKey`` is in the create's answer only. At most 10 subscriptions, none with the same events and
+  notification URL as another, HTTPS notification URLs only; an unknown id is 404 ``BDC_1205``. Requests to the
+  webhooks API are recorded with their path under that base (``/v3/subscriptions``), like the main API's.
+* **Webhooks**: :meth:`BillcomSandbox.events` computes, from the clock, the deliveries BILL would have sent by
+  now: ``bill.created``, ``bill.updated`` (a payment scheduled, a payment made), ``bill.archived`` and
+  ``bill.restored`` to each enabled subscription subscribed to them, from its creation on, plus the test events
+  asked for; :meth:`BillcomSandbox.webhook_request` signs one with the key of the subscription it names. Until a
+  subscription is created through the API, one implicit subscription (``sub_billkit_sandbox``, key
+  :attr:`BillcomSandbox.webhook_security_key`) receives the ``bill.updated`` events.
 * **Paging**: ``max`` 1-100 (default 20, else 400), opaque ``page`` cursors, ``nextPage`` absent on the
   last page, ``filters=field:op:value,...`` (eq ne gt gte lt lte in nin sw) and ``sort=field:asc|desc``.
 * **Faults** from :class:`billkit.sandboxing.Faults`: 5xx and 429 carry BILL's error array; dropped
@@ -34,6 +48,8 @@ import contextvars
 import datetime as dt
 import hashlib
 import json
+import secrets
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,11 +59,15 @@ from typing import Any
 import httpx
 
 from billkit.clock import Clock
+from billkit.errors import MoneyError
+from billkit.money import Money, to_decimal
 from billkit.providers.billcom.webhooks import SIGNATURE_HEADER, sign
 from billkit.sandboxing import Fault, Faults, RecordedRequest, Sandbox, json_response, path_segments
 from billkit.transport import dumps
 
 __all__ = [
+    "DEFAULT_SUBSCRIPTION",
+    "MAX_SUBSCRIPTIONS",
     "SESSION_IDLE_SECONDS",
     "UNKNOWN_VENDOR",
     "VENDOR_ACME",
@@ -60,6 +80,11 @@ SESSION_IDLE_SECONDS = 35 * 60
 LOGINS_PER_HOUR = 200
 MAX_CONCURRENT = 3
 MAX_BULK = 100
+#: BILL allows up to 10 webhook subscriptions per organization
+MAX_SUBSCRIPTIONS = 10
+#: the implicit subscription that receives ``bill.updated`` until one is created through the API
+DEFAULT_SUBSCRIPTION = "sub_billkit_sandbox"
+IDEMPOTENCY_HEADER = "X-Idempotent-Key"
 
 VENDOR_ACME = "00901SANDBOXACME0001"
 VENDOR_GLOBEX = "00901SANDBOXGLOBEX01"
@@ -70,6 +95,9 @@ UNKNOWN_VENDOR = "00901NOSUCHVENDOR000"
 _EXCHANGE = {"USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
 _CENT = Decimal("0.01")
 _REFUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("billcom_sandbox_refused", default=False)
+#: set while a request to the webhooks API (``events_base_url``) is served
+_EVENTS_API: contextvars.ContextVar[bool] = contextvars.ContextVar("billcom_sandbox_events_api", default=False)
+_SUBSCRIPTION_FIELDS = {"name", "status", "events", "notificationUrl"}
 _BILL_FIELDS = {"vendorId", "dueDate", "billLineItems", "invoice", "description", "payFromChartOfAccountId",
                 "classifications", "purchaseOrderNumber"}  # fmt: skip
 
@@ -101,6 +129,8 @@ class BillcomSandbox(Sandbox):
 
     provider = "billcom"
     base_url = "https://sandbox.billkit.invalid/connect"
+    #: the webhooks API (``/v3/subscriptions``, ``/v3/events/...``): what clients derive from :attr:`base_url`
+    events_base_url = "https://sandbox.billkit.invalid/connect-events"
     credentials = {
         "username": "sandbox@billkit.test",
         "password": "sandbox-password",
@@ -108,7 +138,8 @@ class BillcomSandbox(Sandbox):
         "dev_key": "sandbox-dev-key",
     }
 
-    #: the securityKey webhook events are signed with (a real subscription returns one when it is created)
+    #: the securityKey of the implicit subscription (``DEFAULT_SUBSCRIPTION``), which receives the ``bill.updated``
+    #: events until a subscription is created through the API; a created one's key is in its create answer only
     webhook_security_key = "bill_sandbox_security_key"
 
     def __init__(self, clock: Clock | None = None, faults: Faults | None = None) -> None:
@@ -134,10 +165,27 @@ class BillcomSandbox(Sandbox):
         self._seq = 0
         self._fail_queue: list[tuple[str, int, str | None]] = []
         self._reject_once: set[str] = set()
+        self._init_webhooks()
         for vid, name, currency in ((VENDOR_ACME, "Acme Supplies", "USD"), (VENDOR_GLOBEX, "Globex", "USD"),
                                     (VENDOR_INITECH, "Initech GmbH", "EUR")):  # fmt: skip
             self.vendors[vid] = self._vendor_record(vid, {"name": name, "accountType": "BUSINESS",
                                                           "billCurrency": currency})  # fmt: skip
+
+    def _init_webhooks(self) -> None:
+        #: the subscriptions, as GET /v3/subscriptions/{id} answers them (no securityKey)
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        #: (subscription id, event id) of every resend asked for
+        self.resent: list[tuple[str, str]] = []
+        self._security_keys: dict[str, str] = {}  # kept after a delete: its past events stay verifiable
+        self._subscribed_at: dict[str, float] = {}
+        self._idempotent: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (what it was used for, the answer)
+        self._test_events: list[tuple[float, str, dict[str, Any]]] = []
+        self._bill_log: list[tuple[float, str, str, bool]] = []  # (at, bill id, event type, archived then)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "subscriptions" not in state:  # saved before the webhooks API existed
+            self._init_webhooks()
 
     def __repr__(self) -> str:
         return f"<BillcomSandbox bills={len(self.bills)} vendors={len(self.vendors)} requests={len(self.requests)}>"
@@ -159,13 +207,32 @@ class BillcomSandbox(Sandbox):
         self._reject_once.add(vendor_id)
 
     def pay(self, bill_id: str, *, scheduled_after: float = 0.0, paid_after: float = 60.0,
-            amount: Decimal | str | None = None) -> None:  # fmt: skip
-        """From now: SCHEDULED after ``scheduled_after`` s, then PAID (PARTIAL if ``amount`` < total)."""
+            amount: Money | Decimal | str | int | None = None) -> None:  # fmt: skip
+        """From now: SCHEDULED after ``scheduled_after`` s, then PAID (PARTIAL if ``amount`` < total).
+
+        ``amount`` is a :class:`~billkit.Money` in the bill's currency (its vendor's ``billCurrency``), or a plain
+        ``str``, ``int`` or ``Decimal`` in that currency; None pays the whole bill. A Money in another currency, or
+        a float, raises :class:`~billkit.errors.MoneyError`.
+        """
         if bill_id not in self.bills:
             raise KeyError(bill_id)
+        paid: Decimal | None = None
+        if isinstance(amount, Money):
+            currency = self.bill_currency(bill_id)
+            if amount.currency != currency:
+                raise MoneyError(f"amount: bill {bill_id} is in {currency} (the billCurrency of vendor "
+                                 f"{self.bills[bill_id]['vendorId']}), not {amount.currency}: pay it with a Money in "
+                                 f"{currency}")  # fmt: skip
+            paid = amount.amount
+        elif amount is not None:
+            paid = to_decimal(amount)
         now = self.clock.now()
-        paid = Decimal(amount) if amount is not None else None
         self.payments[bill_id] = _Payment(now + scheduled_after, now + max(paid_after, scheduled_after), paid)
+
+    def bill_currency(self, bill_id: str) -> str:
+        """The currency of a bill: its vendor's ``billCurrency`` (BILL's bills carry none of their own)."""
+        vendor = self.vendors.get(self.bills[bill_id]["vendorId"]) or {}
+        return str(vendor.get("billCurrency") or "USD").upper()
 
     def add_vendor(self, name: str, *, bill_currency: str = "USD") -> str:
         """Create a vendor directly (as if through the BILL web app); returns its id."""
@@ -176,28 +243,63 @@ class BillcomSandbox(Sandbox):
 
     # -- webhooks ----------------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
-        """The ``bill.updated`` events BILL would have sent by now, oldest first (computed from the clock): one
-        when a payment is scheduled, one when it is paid, each carrying the bill as it was then."""
-        out: list[tuple[float, str, dict[str, Any]]] = []
+        """The deliveries BILL would have sent by now, oldest first (computed from the clock), each carrying the
+        bill as it was then: ``bill.created``, ``bill.updated`` (a payment scheduled, a payment made),
+        ``bill.archived`` and ``bill.restored``, one per enabled subscription subscribed to that event type and
+        created before it happened, plus the test events asked for (``POST /v3/subscriptions/{id}/test``). Until a
+        subscription is created through the API, the implicit ``sub_billkit_sandbox`` receives ``bill.updated``."""
         now = self.clock.now()
+        # the log first: at one instant a bill is created before a payment on it is scheduled (the sort is stable)
+        happened: list[tuple[float, str, str, bool | None]] = [entry for entry in self._bill_log if entry[0] <= now]
         for bill_id, payment in self.payments.items():
             for at in sorted({payment.scheduled_at, payment.paid_at}):
-                if at <= now and bill_id in self.bills:
-                    out.append((at, bill_id, self._bill_event(bill_id, "bill.updated", at)))
-        return [event for _, _, event in sorted(out, key=lambda e: (e[0], e[1]))]
+                if at <= now:
+                    happened.append((at, bill_id, "bill.updated", None))
+        out: list[tuple[float, str, str, dict[str, Any]]] = []
+        for sid, kinds, since in self._audience():
+            for at, bill_id, kind, archived in happened:
+                if kind in kinds and at >= since and bill_id in self.bills:
+                    out.append((at, bill_id, sid or "", self._bill_event(bill_id, kind, at, sid, archived)))
+        out.extend((at, "", sid, event) for at, sid, event in self._test_events
+                   if at <= now and sid in self.subscriptions)  # fmt: skip
+        return [event for *_, event in sorted(out, key=lambda e: (e[0], e[1], e[2]))]
 
-    def _bill_event(self, bill_id: str, kind: str, at: float) -> dict[str, Any]:
-        digest = hashlib.sha256(f"{bill_id}:{kind}:{at}".encode()).hexdigest()[:24]
+    def _audience(self) -> list[tuple[str | None, frozenset[str], float]]:
+        """(subscription id or None for the implicit one, its event types, since when) of every receiver now."""
+        if not self._subscribed_at:
+            return [(None, frozenset({"bill.updated"}), float("-inf"))]
+        return [(sid, frozenset(str(e.get("type")) for e in record["events"]), self._subscribed_at[sid])
+                for sid, record in self.subscriptions.items() if record["status"].get("enabled")]  # fmt: skip
+
+    def _bill_event(self, bill_id: str, kind: str, at: float, subscription: str | None = None,
+                    archived: bool | None = None) -> dict[str, Any]:  # fmt: skip
+        seed = f"{bill_id}:{kind}:{at}" if subscription is None else f"{subscription}:{bill_id}:{kind}:{at}"
+        digest = hashlib.sha256(seed.encode()).hexdigest()[:24]
         org = self.credentials["organization_id"]
-        metadata = {"eventId": f"evt{digest}", "subscriptionId": "sub_billkit_sandbox", "organizationId": org,
-                    "eventType": kind, "version": "1"}  # fmt: skip
-        return {"metadata": metadata, "bill": self._render(bill_id, at)}
+        metadata = {"eventId": f"evt{digest}", "subscriptionId": subscription or DEFAULT_SUBSCRIPTION,
+                    "organizationId": org, "eventType": kind, "version": "1"}  # fmt: skip
+        bill = self._render(bill_id, at)
+        if archived is not None:
+            bill["archived"] = archived
+        return {"metadata": metadata, "bill": bill}
 
     def webhook_request(self, event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
-        """The request BILL would make for ``event``: its JSON bytes and headers, signed with
-        :attr:`webhook_security_key` in ``x-bill-sha-signature`` (base64 HMAC-SHA256 of the body)."""
+        """The request BILL would make for ``event``: its JSON bytes and headers, signed in ``x-bill-sha-signature``
+        (base64 HMAC-SHA256 of the body) with the security key of the subscription its ``metadata.subscriptionId``
+        names (its current key), or :attr:`webhook_security_key` for the implicit subscription."""
+        metadata = event.get("metadata")
+        sid = metadata.get("subscriptionId") if isinstance(metadata, Mapping) else None
+        key = self._security_keys.get(sid) if isinstance(sid, str) else None
         body = dumps(dict(event))
-        return body, {SIGNATURE_HEADER: sign(body, self.webhook_security_key), "content-type": "application/json"}
+        return body, {SIGNATURE_HEADER: sign(body, key or self.webhook_security_key),
+                      "content-type": "application/json"}  # fmt: skip
+
+    def security_key(self, subscription_id: str) -> str:
+        """The current security key of a subscription, as BILL's side holds it (for tests: a client only ever
+        sees it in the answer to the create or to a new key); :attr:`webhook_security_key` for the implicit one."""
+        if subscription_id == DEFAULT_SUBSCRIPTION and not self._subscribed_at:
+            return self.webhook_security_key
+        return self._security_keys[subscription_id]
 
     def invoice_counts(self) -> Counter[tuple[str, str]]:
         """How many bills exist per (vendorId, invoice number): a value above 1 is a duplicate."""
@@ -209,6 +311,10 @@ class BillcomSandbox(Sandbox):
 
     # -- the transport: concurrency, latency, secrets out of the record ---------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        events = self._to_events_api(request)
+        if events:
+            request = self._readdress(request, await request.aread())
+        api = _EVENTS_API.set(events)
         refused, token, index = self._arrive()
         try:
             if not refused and self.latency > 0:
@@ -216,8 +322,13 @@ class BillcomSandbox(Sandbox):
             return await super().handle_async_request(request)
         finally:
             self._leave(refused, token, index)
+            _EVENTS_API.reset(api)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        events = self._to_events_api(request)
+        if events:
+            request = self._readdress(request, request.read())
+        api = _EVENTS_API.set(events)
         refused, token, index = self._arrive()
         try:
             if not refused and self.latency > 0:
@@ -225,6 +336,22 @@ class BillcomSandbox(Sandbox):
             return super().handle_request(request)
         finally:
             self._leave(refused, token, index)
+            _EVENTS_API.reset(api)
+
+    def _to_events_api(self, request: httpx.Request) -> bool:
+        """Whether ``request`` is addressed to the webhooks API (under :attr:`events_base_url`'s path)."""
+        path = request.url.raw_path.decode("ascii").partition("?")[0]
+        prefix = httpx.URL(self.events_base_url).raw_path.decode("ascii").rstrip("/")
+        return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+
+    def _readdress(self, request: httpx.Request, content: bytes) -> httpx.Request:
+        """A webhooks API request moved under :attr:`base_url`'s path, so the base class records and strips it like
+        any other (``/connect-events/v3/subscriptions`` is recorded as ``/v3/subscriptions``)."""
+        path, sep, query = request.url.raw_path.decode("ascii").partition("?")
+        prefix = httpx.URL(self.events_base_url).raw_path.decode("ascii").rstrip("/")
+        main = httpx.URL(self.base_url).raw_path.decode("ascii").rstrip("/")
+        url = request.url.copy_with(raw_path=(main + path[len(prefix) :] + sep + query).encode("ascii"))
+        return httpx.Request(request.method, url, headers=request.headers, content=content)
 
     def _arrive(self) -> tuple[bool, contextvars.Token[bool], int]:
         """Count a request in; it is refused (BDC_1322) when ``max_concurrent`` are already being served."""
@@ -292,6 +419,10 @@ class BillcomSandbox(Sandbox):
         if injected is not None:
             return injected
         try:
+            if _EVENTS_API.get():
+                self._authenticate(request)
+                return self._route_events(method, path_segments(request), dict(request.url.params), body,
+                                          request.headers.get(IDEMPOTENCY_HEADER))  # fmt: skip
             if method == "POST" and path == "/v3/login":
                 return self._login(body)
             self._authenticate(request)
@@ -342,7 +473,10 @@ class BillcomSandbox(Sandbox):
             return json_response(200, self._render(self._bill_id(rest[1])))
         if len(rest) == 3 and rest[0] == "bills" and rest[2] in ("archive", "restore") and method == "POST":
             bid = self._bill_id(rest[1])
-            self.bills[bid]["archived"] = rest[2] == "archive"
+            archived = rest[2] == "archive"
+            if self.bills[bid].get("archived") is not archived:
+                self._bill_log.append((self.clock.now(), bid, f"bill.{rest[2]}d", archived))
+            self.bills[bid]["archived"] = archived
             self.bills[bid]["updatedTime"] = self._timestamp()
             return json_response(200, self._render(bid))
         if rest == ["vendors"] and method == "POST":
@@ -355,6 +489,178 @@ class BillcomSandbox(Sandbox):
                 raise _Reject(404, "BDC_1205", f"No data found for object with id {rest[1]}.", "DOWNSTREAM")
             return json_response(200, vendor)
         raise _Reject(404, "BDC_1121", "API not supported.")
+
+    # -- the webhooks API --------------------------------------------------------------------------------
+    def _route_events(self, method: str, parts: list[str], params: dict[str, str], body: Any,
+                      key: str | None) -> httpx.Response:  # fmt: skip
+        if parts[:1] != ["v3"]:
+            raise _Reject(404, "BDC_1121", "API not supported.")
+        rest = parts[1:]
+        if rest == ["subscriptions"] and method == "POST":
+            return json_response(200, self._create_subscription(body, key))
+        if rest == ["subscriptions"] and method == "GET":
+            return json_response(200, [dict(record) for record in self.subscriptions.values()])
+        if len(rest) == 2 and rest[0] == "subscriptions" and method in ("GET", "PUT", "PATCH", "DELETE"):
+            sid = self._subscription_id(rest[1])
+            if method == "GET":
+                return json_response(200, dict(self.subscriptions[sid]))
+            if method == "DELETE":
+                del self.subscriptions[sid]
+                return httpx.Response(200)
+            return json_response(200, self._write_subscription(sid, body, whole=method == "PUT"))
+        if len(rest) == 3 and rest[0] == "subscriptions" and rest[2] == "test" and method == "POST":
+            return json_response(200, self._test_event(self._subscription_id(rest[1]), body))
+        if len(rest) == 3 and rest[0] == "subscriptions" and rest[2] == "security_key" and method == "POST":
+            return json_response(200, self._rotate_key(self._subscription_id(rest[1]), key))
+        if len(rest) == 3 and rest[:2] == ["events", "subscription"] and method == "GET":
+            return json_response(200, self._history(self._subscription_id(rest[2]), params))
+        if len(rest) == 5 and rest[:2] == ["events", "subscription"] and rest[3] == "event" and method == "POST":
+            sid = self._subscription_id(rest[2])
+            if not any(e["metadata"]["eventId"] == rest[4] for e in self._history(sid, {})):
+                raise _Reject(404, "BDC_1205", f"No data found for object with id {rest[4]}.", "DOWNSTREAM")
+            self.resent.append((sid, rest[4]))
+            return json_response(200, {})
+        raise _Reject(404, "BDC_1121", "API not supported.")
+
+    def _subscription_id(self, sid: str) -> str:
+        if sid not in self.subscriptions:
+            raise _Reject(404, "BDC_1205", f"No data found for object with id {sid}.", "DOWNSTREAM")
+        return sid
+
+    def _idempotency_key(self, key: str | None) -> str:
+        try:
+            if not key or uuid.UUID(key).version != 4:
+                raise ValueError
+        except ValueError:
+            raise _Reject(400, None, f"{IDEMPOTENCY_HEADER}: must be a UUID4 ({key!r} given).") from None
+        return key
+
+    def _replayed(self, key: str, purpose: str) -> dict[str, Any] | None:
+        """The first answer given for ``key`` when it is used again for the same request; a key used for another
+        request is refused."""
+        used = self._idempotent.get(key)
+        if used is None:
+            return None
+        if used[0] != purpose:
+            raise _Reject(400, None, f"{IDEMPOTENCY_HEADER} {key} was already used for another request.")
+        return dict(used[1])
+
+    def _create_subscription(self, body: Any, key: str | None) -> dict[str, Any]:
+        key = self._idempotency_key(key)
+        purpose = "create:" + json.dumps(body, sort_keys=True, default=str)
+        replay = self._replayed(key, purpose)
+        if replay is not None:
+            return replay
+        fields = self._subscription_fields(body, whole=True)
+        if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise _Reject(400, None, f"You can create up to {MAX_SUBSCRIPTIONS} webhook subscriptions per "
+                          "organization.")  # fmt: skip
+        self._refuse_duplicate(None, fields)
+        sid = self._new_id("sub")
+        now = self._timestamp()
+        self.subscriptions[sid] = {"id": sid, "name": fields["name"], "organizationId": self.credentials[
+            "organization_id"], "status": fields["status"], "events": fields["events"],
+            "notificationUrl": fields["notificationUrl"], "createdTime": now, "updatedTime": now}  # fmt: skip
+        self._security_keys[sid] = secrets.token_urlsafe(32)
+        self._subscribed_at[sid] = self.clock.now()
+        answer = {**self.subscriptions[sid], "securityKey": self._security_keys[sid]}
+        self._idempotent[key] = (purpose, answer)
+        return dict(answer)
+
+    def _write_subscription(self, sid: str, body: Any, *, whole: bool) -> dict[str, Any]:
+        fields = self._subscription_fields(body, whole=whole)
+        merged = {**self.subscriptions[sid], **fields}
+        self._refuse_duplicate(sid, merged)
+        merged["updatedTime"] = self._timestamp()
+        self.subscriptions[sid] = merged
+        return dict(merged)
+
+    def _refuse_duplicate(self, sid: str | None, fields: Mapping[str, Any]) -> None:
+        kinds = {str(e["type"]) for e in fields["events"]}
+        for other, record in self.subscriptions.items():
+            if other != sid and record["notificationUrl"] == fields["notificationUrl"] and kinds == {
+                    str(e["type"]) for e in record["events"]}:  # fmt: skip
+                raise _Reject(400, None, f"Subscription {other} already has the same events and notificationUrl.")
+
+    def _subscription_fields(self, body: Any, *, whole: bool) -> dict[str, Any]:
+        """The subscription fields of a create, PUT (``whole``) or PATCH body, checked as BILL documents them."""
+        if not isinstance(body, dict):
+            raise _Reject(400, "BDC_1002", "The request body must be a JSON object.")
+        unknown = sorted(set(body) - _SUBSCRIPTION_FIELDS)
+        if unknown:
+            raise _Reject(400, "BDC_1002", f"Unknown parameter: {unknown[0]}.")
+        if not whole and not body:
+            raise _Reject(400, None, "Nothing to update.")
+        out: dict[str, Any] = {}
+        if whole or "name" in body:
+            if not isinstance(body.get("name"), str) or not body["name"].strip():
+                raise _Reject(400, None, "name: must not be blank")
+            out["name"] = body["name"]
+        if whole or "status" in body:
+            status = body.get("status")
+            if not isinstance(status, dict) or not isinstance(status.get("enabled"), bool):
+                raise _Reject(400, None, "status.enabled: must not be null")
+            out["status"] = {"enabled": status["enabled"]}
+        if whole or "events" in body:
+            events = body.get("events")
+            if not isinstance(events, list) or not events:
+                raise _Reject(400, None, "events: must not be empty")
+            for i, event in enumerate(events):
+                if not isinstance(event, dict) or set(event) - {"type", "version"} or not all(
+                        isinstance(event.get(k), str) and event[k] for k in ("type", "version")):  # fmt: skip
+                    raise _Reject(400, None, f"events[{i}]: type and version must not be blank")
+            out["events"] = [{"type": e["type"], "version": e["version"]} for e in events]
+        if whole or "notificationUrl" in body:
+            url = body.get("notificationUrl")
+            if not isinstance(url, str) or not url.startswith("https://") or len(url) <= len("https://"):
+                raise _Reject(400, None, "notificationUrl: must be an HTTPS URL")
+            out["notificationUrl"] = url
+        return out
+
+    def _test_event(self, sid: str, body: Any) -> dict[str, Any]:
+        if body is not None and not isinstance(body, dict):
+            raise _Reject(400, "BDC_1002", "The request body must be a JSON object.")
+        fields = body or {}
+        record = self.subscriptions[sid]
+        kind = fields.get("eventType") or record["events"][0]["type"]
+        if not isinstance(kind, str) or "." not in kind:
+            raise _Reject(400, None, "eventType: must be an event type such as bill.created")
+        version = fields.get("version") or "1"
+        obj = kind.partition(".")[0]
+        payload = fields.get(obj)
+        if not isinstance(payload, dict):
+            payload = {"id": "00n01SANDBOXTEST0001", "archived": False} if obj == "bill" else {"id": "test"}
+        now = self.clock.now()
+        digest = hashlib.sha256(f"test:{sid}:{now}:{len(self._test_events)}".encode()).hexdigest()[:24]
+        event = {"metadata": {"eventId": f"evt{digest}", "subscriptionId": sid,
+                              "organizationId": self.credentials["organization_id"], "eventType": kind,
+                              "version": str(version)}, obj: payload}  # fmt: skip
+        self._test_events.append((now, sid, event))
+        return event
+
+    def _rotate_key(self, sid: str, key: str | None) -> dict[str, Any]:
+        key = self._idempotency_key(key)
+        replay = self._replayed(key, f"security_key:{sid}")
+        if replay is not None:
+            return replay
+        self._security_keys[sid] = secrets.token_urlsafe(32)
+        answer = {**self.subscriptions[sid], "securityKey": self._security_keys[sid]}
+        self._idempotent[key] = (f"security_key:{sid}", answer)
+        return dict(answer)
+
+    def _history(self, sid: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The deliveries of ``sid`` so far (``filters=entityId:eq:<id>`` narrows them to one object)."""
+        clauses = _split_filters(params.get("filters", ""))
+        out = []
+        for event in self.events():
+            if event["metadata"]["subscriptionId"] != sid:
+                continue
+            obj = next((v for k, v in event.items() if k != "metadata" and isinstance(v, dict)), {})
+            view = {"entityId": obj.get("id"), "eventType": event["metadata"]["eventType"],
+                    "eventId": event["metadata"]["eventId"]}  # fmt: skip
+            if all(_matches(view, clause) for clause in clauses):
+                out.append(event)
+        return out
 
     # -- sessions ----------------------------------------------------------------------------------------
     def _login(self, body: Any) -> httpx.Response:
@@ -389,7 +695,7 @@ class BillcomSandbox(Sandbox):
             self.sessions.pop(sid, None)
             raise _Reject(401, "BDC_1109", "Session is invalid. Please log in.", "DOWNSTREAM")
         session.last_used = now
-        if request.url.path == "/v3/logout":
+        if request.url.path == "/v3/logout" and not _EVENTS_API.get():
             self.sessions.pop(sid, None)
             self.logouts += 1
 
@@ -414,6 +720,7 @@ class BillcomSandbox(Sandbox):
                 raise
         for record in built:
             self.bills[record["id"]] = record
+            self._bill_log.append((self.clock.now(), record["id"], "bill.created", False))
             if self.auto_pay is not None:
                 self.pay(record["id"], scheduled_after=self.auto_pay[0], paid_after=self.auto_pay[1])
         return [self._render(r["id"]) for r in built]

@@ -9,6 +9,9 @@
   float) and requests are dumped with :func:`billkit.transport.dumps`, which writes Decimals exactly.
 * Dates are ``yyyy-MM-dd`` strings on write (checked as real calendar dates); timestamps are kept as BILL's
   strings on read (``2024-12-15T22:53:15.127+00:00``) and parsed by the mapping.
+* **Webhook subscriptions** (the webhooks API, see :mod:`billkit.providers.billcom.subscriptions`): the
+  ``securityKey`` BILL returns once, when a subscription is created, is read as a :class:`pydantic.SecretStr`, so
+  it shows as ``**********`` in a repr, a ``str()`` and a JSON dump; ``get_secret_value()`` gives it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -30,9 +33,17 @@ __all__ = [
     "BillList",
     "BillResponse",
     "ErrorEntry",
+    "EventNotification",
+    "EventSpec",
     "InvoiceInfo",
     "LoginRequest",
     "LoginResponse",
+    "SubscribedEvent",
+    "Subscription",
+    "SubscriptionPatch",
+    "SubscriptionRequest",
+    "SubscriptionStatus",
+    "SubscriptionStatusInfo",
     "VendorAddress",
     "VendorCreate",
     "VendorList",
@@ -146,6 +157,35 @@ class VendorCreate(_Write):
     payment_information: dict[str, Any] | None = None
 
 
+class EventSpec(_Write):
+    """One event of a subscription: ``{"type": "bill.created", "version": "1"}`` (both required by BILL)."""
+
+    type: str = Field(min_length=1)
+    version: str = Field(default="1", min_length=1)
+
+
+class SubscriptionStatus(_Write):
+    enabled: bool
+
+
+class SubscriptionRequest(_Write):
+    """``POST /v3/subscriptions`` and ``PUT /v3/subscriptions/{id}`` (every field required by BILL)."""
+
+    name: str = Field(min_length=1)
+    status: SubscriptionStatus
+    events: list[EventSpec] = Field(min_length=1)
+    notification_url: str = Field(min_length=1)
+
+
+class SubscriptionPatch(_Write):
+    """``PATCH /v3/subscriptions/{id}``: only the fields set are sent."""
+
+    name: str | None = Field(default=None, min_length=1)
+    status: SubscriptionStatus | None = None
+    events: list[EventSpec] | None = Field(default=None, min_length=1)
+    notification_url: str | None = Field(default=None, min_length=1)
+
+
 # -- answers ----------------------------------------------------------------------------------------------
 
 
@@ -237,6 +277,70 @@ class VendorList(_Read):
     results: list[VendorResponse] = Field(default_factory=list)
     next_page: str | None = None
     prev_page: str | None = None
+
+
+class SubscribedEvent(_Read):
+    type: str | None = None
+    version: str | None = None
+
+
+class SubscriptionStatusInfo(_Read):
+    enabled: bool | None = None
+
+
+class Subscription(_Read):
+    """A webhook subscription as BILL returns it. Only ``id`` is certain to be present.
+
+    ``security_key`` is set only in the answer to the create (BILL returns the ``securityKey`` once; later reads do
+    not carry it): keep it, it is what :func:`billkit.providers.billcom.webhooks.verify` needs. It is a
+    :class:`~pydantic.SecretStr`: ``**********`` in a repr, a ``str()`` and a JSON dump.
+    """
+
+    id: str
+    name: str | None = None
+    organization_id: str | None = None
+    status: SubscriptionStatusInfo | None = None
+    events: list[SubscribedEvent] = Field(default_factory=list)
+    notification_url: str | None = None
+    security_key: SecretStr | None = None
+    created_time: str | None = None
+    updated_time: str | None = None
+
+    @property
+    def enabled(self) -> bool | None:
+        return self.status.enabled if self.status else None
+
+    @property
+    def event_types(self) -> list[str]:
+        return [e.type for e in self.events if e.type]
+
+
+class EventNotification(_Read):
+    """One entry of a subscription's event history (``GET /v3/events/subscription/{id}``).
+
+    BILL does not document the shape of an entry (L), so nothing is required and everything is kept;
+    :attr:`event_id` and :attr:`event_type` look in the places a notification carries them (``metadata`` as in a
+    delivery, or the top level).
+    """
+
+    metadata: dict[str, Any] | None = None
+
+    def _find(self, *names: str) -> str | None:
+        extra = self.model_extra or {}
+        for where in (self.metadata or {}, extra):
+            for name in names:
+                value = where.get(name)
+                if isinstance(value, str) and value:
+                    return value
+        return None
+
+    @property
+    def event_id(self) -> str | None:
+        return self._find("eventId", "id")
+
+    @property
+    def event_type(self) -> str | None:
+        return self._find("eventType", "type")
 
 
 class ErrorEntry(_Read):
