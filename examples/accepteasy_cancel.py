@@ -18,9 +18,10 @@ REAL = bool(os.environ.get("ACCEPTEASY_KEY_NAME") and os.environ.get("ACCEPTEASY
 async def main() -> None:
     async with billkit.AsyncClient("accepteasy", sandbox=None if REAL else True) as accepteasy:
         bill = await accepteasy.create(Bill(reference="LI-CANCEL", description="Order 1001", total=Money("5", "EUR")))
+        assert bill.provider_id is not None
         answer = await accepteasy.native.cancel(bill.provider_id)
         print(f"PATCH {answer.Status}: {answer.Bill.Status if answer.Bill else '?'}")
-        again = await accepteasy.get(bill.provider_id or "")
+        again = await accepteasy.get(bill.provider_id)
         print(f"{again.provider_id} is now {again.status.value if again.status else '?'} ({again.provider_status})")
         async for found in accepteasy.native.search_bills("LI-CANCEL"):
             print(f"search: {found.ATID} {found.Status}")

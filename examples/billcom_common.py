@@ -9,6 +9,7 @@ import uuid
 
 import billkit
 from billkit import Bill, Direction, LineItem, Money, Party
+from billkit.providers.billcom import BillcomAsyncClient
 from billkit.providers.billcom.sandbox import VENDOR_ACME
 
 LIVE_VARS = ("BILL_USERNAME", "BILL_PASSWORD", "BILL_ORGANIZATION_ID", "BILL_DEV_KEY")
@@ -18,7 +19,7 @@ def live() -> bool:
     return all(os.environ.get(v) for v in LIVE_VARS)
 
 
-def make_client() -> billkit.AsyncClient:
+def make_client() -> BillcomAsyncClient:
     if live():
         print("using BILL's sandbox (gateway.stage.bill.com) with the BILL_* credentials")
         return billkit.AsyncClient("billcom")
@@ -27,7 +28,7 @@ def make_client() -> billkit.AsyncClient:
     return billkit.AsyncClient("billcom", sandbox=True)
 
 
-async def demo_vendor(client: billkit.AsyncClient) -> str:
+async def demo_vendor(client: BillcomAsyncClient) -> str:
     """A vendor to bill: the sandbox's seeded one, or a fresh one at BILL."""
     if client.sandbox is not None:
         return VENDOR_ACME

@@ -100,6 +100,7 @@ async def run_accepteasy(client: billkit.AsyncClient, clock: Clock, out: Outcome
 
 
 async def run_billcom(client: billkit.AsyncClient, clock: Clock, out: Outcome) -> billkit.BulkOperation:
+    from billkit.providers.billcom import BillcomNative
     from billkit.providers.billcom.sandbox import VENDOR_ACME, VENDOR_GLOBEX, BillcomSandbox
 
     today = dt.date.today()
@@ -107,7 +108,9 @@ async def run_billcom(client: billkit.AsyncClient, clock: Clock, out: Outcome) -
     if isinstance(client.sandbox, BillcomSandbox):
         client.sandbox.reject_vendor_once(VENDOR_GLOBEX)
     elif client.sandbox is None:
-        vendor = await client.native.create_vendor(
+        native = client.native  # the client was made from a provider name in a variable: narrow its native client
+        assert isinstance(native, BillcomNative)
+        vendor = await native.create_vendor(
             {"name": f"billkit demo {RUN}", "accountType": "BUSINESS",
              "address": {"line1": "1 Demo St", "city": "San Jose", "stateOrProvince": "CA",
                          "zipOrPostalCode": "95110", "country": "US"}})  # fmt: skip

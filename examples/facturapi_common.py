@@ -8,13 +8,14 @@ import uuid
 
 import billkit
 from billkit import Address, Bill, LineItem, Money, Party, Tax
+from billkit.providers.facturapi import FacturapiAsyncClient
 
 
 def live() -> bool:
     return bool(os.environ.get("FACTURAPI_API_KEY"))
 
 
-def make_client() -> billkit.AsyncClient:
+def make_client() -> FacturapiAsyncClient:
     if live():
         print("using Facturapi (FACTURAPI_API_KEY); a sk_test_ key stamps test invoices without fiscal validity")
         return billkit.AsyncClient("facturapi")

@@ -19,6 +19,7 @@ async def main() -> None:
         if bill.status is BillStatus.PENDING:  # a 202: Facturapi's recovery path, up to ~50 minutes
             print("the PAC/SAT had a temporary failure; Facturapi retries it. Waiting...")
             bill = await (await facturapi.wait_for(bill.provider_id, until=BillStatus.OPEN))
+        assert bill.provider_id is not None
         pdf = await facturapi.native.download_pdf(bill.provider_id)
         xml = await facturapi.native.download_xml(bill.provider_id)
         print(f"PDF {len(pdf)} bytes, XML {len(xml)} bytes; verify at {bill.links.get('verification_url')}")

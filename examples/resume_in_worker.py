@@ -64,8 +64,8 @@ async def web_process(folder: Path) -> None:
 async def worker(folder: Path) -> None:
     tokens = json.loads((folder / "tokens.json").read_text())
     async with billkit.AsyncClient("facturapi") as fa, billkit.AsyncClient("accepteasy") as ae:
-        invoice_op = await fa.resume(tokens["facturapi"])
-        bulk_op = await ae.resume(tokens["accepteasy"])
+        invoice_op = await fa.resume(tokens["facturapi"], bulk=False)  # typed Operation[Bill]
+        bulk_op = await ae.resume(tokens["accepteasy"], bulk=True)  # typed BulkOperation
         print(f"worker (pid {os.getpid()}): resumed {invoice_op.id} and bulk {bulk_op.id}; waiting", flush=True)
         stamped, result = await billkit.gather(invoice_op, bulk_op)  # each typed Bill | BulkResult: narrow
         assert isinstance(stamped, Bill) and isinstance(result, BulkResult)

@@ -255,7 +255,9 @@ def test_a_users_blocking_http_client_is_used_in_the_callers_thread() -> None:
 
     with (
         httpx.Client(transport=httpx.MockTransport(handler)) as http,
-        billkit.Client("fake", http_client=http, token="fake-secret-token", base_url=FakeSandbox.base_url) as client,
+        billkit.Client(
+            "fake", http_client=http, credentials={"token": "fake-secret-token"}, base_url=FakeSandbox.base_url
+        ) as client,
     ):
         assert client.create(job("mine")).reference == "mine"
     assert seen and set(seen) == {threading.current_thread().name}, "no thread hop"

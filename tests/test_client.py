@@ -29,7 +29,7 @@ def test_unknown_provider_and_unknown_argument() -> None:
     with pytest.raises(ConfigurationError, match="unknown provider 'nope'"):
         AsyncClient("nope")
     with pytest.raises(ConfigurationError, match="does not take api_key"):
-        AsyncClient("fake", api_key="x")
+        AsyncClient("fake", credentials={"api_key": "x"})
 
 
 def test_sandbox_of_another_provider_is_refused() -> None:
@@ -50,7 +50,9 @@ async def test_sandbox_true_needs_no_credentials_and_runs_on_virtual_time(anyio_
 
 async def test_closing_closes_only_what_the_client_created(anyio_backend: str) -> None:
     mine = httpx.AsyncClient(transport=FakeSandbox())
-    async with AsyncClient("fake", http_client=mine, token="fake-secret-token", base_url=FakeSandbox.base_url):
+    async with AsyncClient(
+        "fake", http_client=mine, credentials={"token": "fake-secret-token"}, base_url=FakeSandbox.base_url
+    ):
         pass
     assert not mine.is_closed
     await mine.aclose()
@@ -79,7 +81,9 @@ def test_a_users_sync_httpx_client_serves_the_blocking_client() -> None:
 
     with (
         httpx.Client(transport=httpx.MockTransport(handler)) as http,
-        billkit.Client("fake", http_client=http, token="fake-secret-token", base_url=FakeSandbox.base_url) as client,
+        billkit.Client(
+            "fake", http_client=http, credentials={"token": "fake-secret-token"}, base_url=FakeSandbox.base_url
+        ) as client,
     ):
         assert client.create(Bill(reference="s", total=Money("1.00", "EUR"))).reference == "s"
         assert sandbox.received("POST")
@@ -96,7 +100,7 @@ def test_sandbox_state_survives_save_and_load(tmp_path: object) -> None:
         token = op.token
     box = FakeSandbox.load(path)
     with billkit.Client("fake", sandbox=box) as again:
-        assert again.resume(token).result().reference == "saved"
+        assert again.resume(token, bulk=False).result().reference == "saved"
 
 
 def test_a_provider_missing_from_the_build_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:

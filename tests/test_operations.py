@@ -164,7 +164,7 @@ async def test_gather_orders_results_and_can_return_exceptions(client: AsyncClie
         await billkit.gather(*ops)
     results = await billkit.gather(*ops, return_exceptions=True)
     assert isinstance(results[1], OperationFailed)
-    assert [r.reference for r in (results[0], results[2])] == ["a", "c"]
+    assert [r.reference for r in (results[0], results[2]) if isinstance(r, Bill)] == ["a", "c"]
 
 
 async def test_gather_shared_timeout_raises_for_an_unfinished_one(client: AsyncClient) -> None:

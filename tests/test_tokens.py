@@ -89,11 +89,11 @@ async def test_a_deflate_bomb_is_refused() -> None:
 async def test_tokens_written_by_billkit_0_1_still_resume(client: AsyncClient) -> None:
     op = await client.submit(job("old", 20))
     legacy = v1({"v": 1, "provider": "fake", "kind": "job", "id": op.id, "state": {"id": op.id}})
-    assert (await (await client.resume(legacy))).reference == "old"
+    assert (await (await client.resume(legacy, bulk=False))).reference == "old"
     bulk = v1({"v": 1, "provider": "fake", "kind": "composite", "id": "bulk:x:2",
                "state": {"items": [{"kind": "job", "id": op.id, "state": {"id": op.id}},
                                    {"error": {"type": "ValidationError", "message": "bad"}}]}})  # fmt: skip
-    result = await (await client.resume(bulk))
+    result = await (await client.resume(bulk, bulk=True))
     assert [i.status.value for i in result] == ["succeeded", "failed"] and "bad" in str(result[1].error)
 
 
@@ -108,8 +108,9 @@ async def test_signed_tokens() -> None:
         op = await signer.submit(job("signed", 20))
         token = op.token
         assert token.count(".") == 2 and KEY not in token and KEY not in repr(signer)
-        assert (await (await signer.resume(token))).reference == "signed"
-        assert (await (await keyless.resume(token))).reference == "signed"  # no key: nothing to check it with
+        assert (await (await signer.resume(token, bulk=False))).reference == "signed"
+        # no key: nothing to check it with
+        assert (await (await keyless.resume(token, bulk=False))).reference == "signed"
         with pytest.raises(TokenError, match="does not match"):
             await stranger.resume(token)
         payload, mac = token[4:].split(".")

@@ -31,8 +31,10 @@ from billkit import Address, Bill, LineItem, Money, Party, Tax
 from billkit.clock import VirtualClock
 from billkit.errors import BillkitError, WebhookVerificationError
 from billkit.money import loads_decimal
+from billkit.providers.accepteasy import AcceptEasyAsyncClient
 from billkit.providers.accepteasy import webhooks as ae_webhooks
 from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
+from billkit.providers.facturapi import FacturapiAsyncClient
 from billkit.providers.facturapi import webhooks as fa_webhooks
 from billkit.providers.facturapi.sandbox import FAIL_TAX_ID, FacturapiSandbox
 from billkit.providers.facturapi.wire import WebhookEvent
@@ -124,7 +126,7 @@ def real_deliveries() -> Deliveries:
 
 @dataclass
 class Facturapi:
-    client: billkit.AsyncClient
+    client: FacturapiAsyncClient
     box: FacturapiSandbox
     stamped: Delivery
     failed: Delivery
@@ -439,7 +441,7 @@ async def test_no_secret_or_a_parsed_body_is_refused(fa: Facturapi) -> None:
 
 @dataclass
 class AcceptEasy:
-    client: billkit.AsyncClient
+    client: AcceptEasyAsyncClient
     body: bytes
     headers: dict[str, str]
     credentials: str

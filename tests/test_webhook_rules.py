@@ -22,6 +22,7 @@ import billkit
 from billkit import BillStatus
 from billkit.clock import VirtualClock
 from billkit.errors import WebhookVerificationError
+from billkit.providers.facturapi import FacturapiAsyncClient
 from billkit.providers.facturapi.sandbox import FacturapiSandbox
 from billkit.providers.facturapi.webhooks import STATUS_UPDATED, sign
 from tests.test_batch import bills_for
@@ -34,7 +35,7 @@ def event(invoice: dict[str, Any], status: str, at: dt.datetime, *, kind: str = 
             "type": kind, "data": {"type": "invoice", "object": {**invoice, "status": status}}}  # fmt: skip
 
 
-async def watched(until: BillStatus) -> tuple[billkit.AsyncClient, FacturapiSandbox, Any, dict[str, Any]]:
+async def watched(until: BillStatus) -> tuple[FacturapiAsyncClient, FacturapiSandbox, Any, dict[str, Any]]:
     box = FacturapiSandbox(VirtualClock(autojump=False))
     client = billkit.AsyncClient("facturapi", sandbox=box, poll=NO_POLLING)
     bill = await client.create(bills_for("facturapi", 1)[0])
@@ -43,7 +44,7 @@ async def watched(until: BillStatus) -> tuple[billkit.AsyncClient, FacturapiSand
     return client, box, op, dict(bill.raw)
 
 
-def deliver(client: billkit.AsyncClient, box: FacturapiSandbox, payload: dict[str, Any]) -> int:
+def deliver(client: FacturapiAsyncClient, box: FacturapiSandbox, payload: dict[str, Any]) -> int:
     body, headers = box.webhook_request(payload)
     return client.handle_webhook_event(client.verify_webhook(body, headers, box.webhook_secret))
 

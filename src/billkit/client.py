@@ -26,10 +26,11 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypedDict, cast
 
 import httpx
 import pydantic
+from typing_extensions import Self, TypeVar, Unpack, overload
 
 from billkit.clock import Clock, SystemClock
 from billkit.errors import (
@@ -41,7 +42,7 @@ from billkit.errors import (
     UnsupportedFeatureError,
     WebhookVerificationError,
 )
-from billkit.flows import AsyncIO, Flow, Lane, Native, SyncIO, on_fork
+from billkit.flows import AsyncIO, AsyncMode, Flow, Lane, Native, SyncIO, SyncMode, on_fork
 from billkit.models import Bill, BillStatus, BulkResult
 from billkit.operations import (
     AsyncPoller,
@@ -60,6 +61,13 @@ from billkit.tokens import TokenKey, TokenState, check_state, decode_token, toke
 from billkit.transport import DEFAULT_MAX_RESPONSE_BYTES, Response, RetryPolicy, Timeouts, Transport
 
 if TYPE_CHECKING:
+    # types only (no import at run time): the static twin of PROVIDERS, for the per-provider overloads below
+    from billkit.providers.accepteasy.client import AcceptEasyNative
+    from billkit.providers.accepteasy.webhooks import WebhookEvent as AcceptEasyEvent
+    from billkit.providers.billcom.client import BillcomNative
+    from billkit.providers.billcom.webhooks import WebhookEvent as BillcomEvent
+    from billkit.providers.facturapi.client import FacturapiNative
+    from billkit.providers.facturapi.wire import WebhookEvent as FacturapiEvent
     from billkit.sandboxing import Faults, Sandbox
 
 __all__ = [
@@ -67,9 +75,11 @@ __all__ = [
     "Adapter",
     "AdapterContext",
     "AsyncClient",
+    "AsyncClientOptions",
     "BulkResult",
     "Capabilities",
     "Client",
+    "ClientOptions",
     "Credential",
     "Secret",
     "adapter_class",
@@ -83,6 +93,54 @@ PROVIDERS: dict[str, str] = {
 }
 _ALIASES = {"bill": "billcom", "bill.com": "billcom"}
 USER_AGENT = "billkit/0.1"
+
+# -- the typed surface ---------------------------------------------------------------------------------------------
+# ``Client`` and ``AsyncClient`` are generic in the provider's native client and its webhook event type, and their
+# ``__init__`` is overloaded on the provider's name (see the docstring of :class:`AsyncClient`). Bare ``Client`` in an
+# annotation means the defaults: any provider's native client and event.
+_E = TypeVar("_E", bound=pydantic.BaseModel, covariant=True, default=pydantic.BaseModel)
+_SN = TypeVar("_SN", bound="Native[SyncMode]", covariant=True, default="Native[SyncMode]")
+_AN = TypeVar("_AN", bound="Native[AsyncMode]", covariant=True, default="Native[AsyncMode]")
+
+
+class _Options(TypedDict, total=False):
+    base_url: str | None
+    timeout: float | Timeouts | None
+    retry: RetryPolicy | None
+    poll: PollPolicy | None
+    sandbox: bool | Sandbox | None
+    clock: Clock | None
+    max_response_bytes: int
+    token_key: str | bytes | TokenKey | None
+
+
+class ClientOptions(_Options, total=False):
+    """The options every provider's :class:`Client` takes besides its credentials (for typed wrappers:
+    ``def make(provider: str, **options: Unpack[ClientOptions]) -> Client: ...``)."""
+
+    http_client: httpx.Client | None
+    transport: httpx.BaseTransport | None
+
+
+class AsyncClientOptions(_Options, total=False):
+    """The options every provider's :class:`AsyncClient` takes besides its credentials."""
+
+    http_client: httpx.AsyncClient | httpx.Client | None
+    transport: httpx.AsyncBaseTransport | None
+
+
+def _merge_credentials(
+    provider: str, keywords: Mapping[str, str | None], mapping: Mapping[str, str | None] | None
+) -> dict[str, str | None]:
+    """The credentials given as keywords and as the ``credentials=`` mapping, one source per name."""
+    if mapping is None:
+        return dict(keywords)
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError(f"credentials= takes a mapping of names to values, not {type(mapping).__name__}")
+    twice = sorted(set(keywords) & set(mapping))
+    if twice:
+        raise ConfigurationError(f"{', '.join(twice)} given both as a keyword and in credentials=", provider=provider)
+    return {**mapping, **keywords}
 
 
 @dataclass(frozen=True)
@@ -227,7 +285,7 @@ class Adapter(ABC):
         """The operations a verified webhook event finishes or advances: ``(operation id, result)`` pairs."""
         raise UnsupportedFeatureError(self.name, "webhooks")
 
-    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> Any:
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str) -> pydantic.BaseModel:
         """Verify and parse a webhook request; raise WebhookVerificationError when it does not verify."""
         raise UnsupportedFeatureError(self.name, "webhooks")
 
@@ -386,12 +444,20 @@ def _watched(bill: Bill, provider: str, state: Mapping[str, Any]) -> PollResult:
     return PollResult(status=bill.status, provider_status=bill.provider_status)
 
 
+def _is_bulk_kind(kind: str) -> bool:
+    return kind == "composite" or kind.startswith("bulk")
+
+
+def _is_bulk(core: _Core) -> bool:
+    return _is_bulk_kind(core.kind)
+
+
 def _bulk_id(children: Sequence[_Core | BillkitError]) -> str:
     ids = [c.id for c in children if isinstance(c, _Core)]
     return "bulk:" + (ids[0] if ids else "failed") + f":{len(children)}"
 
 
-class _Base:
+class _Base(Generic[_E]):
     """What both clients share: configuration and every step that does no I/O."""
 
     provider: str
@@ -550,10 +616,15 @@ class _Base:
         self._scheduler.start(core)
         return core
 
-    def _resume_core(self, token: str, deadline: float | None) -> _Core:
-        """Check a token whole (envelope, signature, every state against its kind's schema), then rebuild."""
+    def _resume_core(self, token: str, deadline: float | None, bulk: bool | None = None) -> _Core:
+        """Check a token whole (envelope, signature, every state against its kind's schema), then rebuild.
+        ``bulk``: the kind of operation the caller expects (None: either)."""
         body = decode_token(token, provider=self.provider, key=self._token_key)
         kind, state, op_id = body["kind"], body["state"], body["id"]
+        if bulk is not None and _is_bulk_kind(str(kind)) != bulk:
+            want = "a bulk operation" if bulk else "a single operation"
+            raise TokenError(f"resume(bulk={bulk}) expects a token of {want}; this one is of kind {kind!r}",
+                             provider=self.provider)  # fmt: skip
         if kind != "composite":
             check_state(self._token_states, kind, state)
             core = self._scheduler.new_core(kind, op_id, state, deadline)
@@ -604,8 +675,9 @@ class _Base:
         return child
 
     # -- webhooks ----------------------------------------------------------------------------------------
-    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str | Sequence[str]) -> Any:
-        """Verify a webhook request (raises WebhookVerificationError) and return the typed event.
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secret: str | Sequence[str]) -> _E:
+        """Verify a webhook request (raises WebhookVerificationError) and return the typed event: the provider's
+        event model (Facturapi's and BILL's ``WebhookEvent``, AcceptEasy's union of ``PaidEvent``, ...).
 
         ``secret`` may be several (a rotation: the new secret and the old one while deliveries signed with either
         arrive); the request verifies if it does with any of them, each compared in constant time.
@@ -616,7 +688,7 @@ class _Base:
         failed: WebhookVerificationError | None = None
         for one in secrets:
             try:
-                return self._adapter.verify_webhook(body, headers, one)
+                return cast(_E, self._adapter.verify_webhook(body, headers, one))
             except WebhookVerificationError as exc:
                 failed = exc
         assert failed is not None
@@ -625,7 +697,7 @@ class _Base:
                                            provider=self.provider) from None  # fmt: skip
         raise failed
 
-    def handle_webhook_event(self, event: Any) -> int:
+    def handle_webhook_event(self, event: object) -> int:
         """Hand a *verified* event to the pending operations; returns how many it finished or advanced. Their
         waiters wake at once."""
         matched = 0
@@ -703,14 +775,66 @@ def _credentials(
     return out
 
 
-class AsyncClient(_Base):
+class AsyncClient(_Base[_E], Generic[_AN, _E]):
     """One provider behind the common model. Use ``async with`` so connections and sessions are closed.
 
     ``AsyncClient("facturapi", api_key=...)``; credentials fall back to environment variables
     (``FACTURAPI_API_KEY``, ...). ``sandbox=True`` runs on a fresh in-process sandbox on virtual time
-    (no credentials needed); pass a ``billkit.testing.sandbox(...)`` object to share one.
+    (no credentials needed); pass a ``billkit.testing.sandbox(...)`` object to share one. Where the provider's name
+    comes from configuration, pass the credentials as a mapping: ``AsyncClient(name, credentials={"api_key": ...})``.
+
+    **Typing.** The class is generic in the provider's native client and webhook event, ``AsyncClient[N, E]``, and
+    ``__init__`` is overloaded on the provider's name as a ``Literal``: ``AsyncClient("facturapi", ...)`` is an
+    ``AsyncClient[FacturapiNative[AsyncMode], facturapi.wire.WebhookEvent]``, so ``client.native`` is Facturapi's
+    typed native client, ``verify_webhook`` returns Facturapi's event, and each provider's overload takes exactly
+    its credential keywords and the common :class:`AsyncClientOptions` (a misspelt option fails the type check).
+    A name only known at run time (``str``) selects the last overload: credentials through ``credentials=``, and
+    the base types (``Native[AsyncMode]``, ``pydantic.BaseModel``), narrowed with ``isinstance(client.native,
+    FacturapiNative)``. Chosen over typed accessors (``client.native_as(FacturapiNative)``) because the common
+    call, ``billkit.AsyncClient("facturapi", ...)``, stays as it is and is typed without any extra word; the type
+    parameters have defaults, so a bare ``billkit.AsyncClient`` annotation still means "any provider".
     """
 
+    @overload
+    def __init__(
+        self: AsyncClient[FacturapiNative[AsyncMode], FacturapiEvent],
+        provider: Literal["facturapi"],
+        *,
+        api_key: str | None = None,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[AsyncClientOptions],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: AsyncClient[AcceptEasyNative[AsyncMode], AcceptEasyEvent],
+        provider: Literal["accepteasy"],
+        *,
+        key_name: str | None = None,
+        key: str | None = None,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[AsyncClientOptions],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: AsyncClient[BillcomNative[AsyncMode], BillcomEvent],
+        provider: Literal["billcom", "bill", "bill.com"],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        organization_id: str | None = None,
+        dev_key: str | None = None,
+        events_base_url: str | None = None,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[AsyncClientOptions],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: AsyncClient[Native[AsyncMode], pydantic.BaseModel],
+        provider: str,
+        *,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[AsyncClientOptions],
+    ) -> None: ...
     def __init__(
         self,
         provider: str,
@@ -725,7 +849,8 @@ class AsyncClient(_Base):
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         token_key: str | bytes | TokenKey | None = None,
-        **credentials: str | None,
+        credentials: Mapping[str, str | None] | None = None,
+        **provider_credentials: str | None,
     ) -> None:
         self._configure(
             provider,
@@ -738,7 +863,7 @@ class AsyncClient(_Base):
             clock=clock,
             max_response_bytes=max_response_bytes,
             token_key=token_key,
-            credentials=credentials,
+            credentials=_merge_credentials(provider, provider_credentials, credentials),
         )
         self._owns_http = http_client is None or isinstance(http_client, httpx.Client)
         if isinstance(http_client, httpx.Client):
@@ -768,7 +893,7 @@ class AsyncClient(_Base):
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -791,10 +916,10 @@ class AsyncClient(_Base):
             if self._owns_http:
                 await self._http.aclose()
 
-    def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> AsyncClient:
+    def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> Self:
         """A copy with other policies that shares the connection pool, session and sandbox (close the original)."""
         self._check_open()
-        twin = AsyncClient.__new__(AsyncClient)
+        twin = type(self).__new__(type(self))
         self._derive_fields(twin, retry, poll)
         twin._http = self._http
         twin._io = self._io.with_retry(twin.retry)
@@ -803,11 +928,12 @@ class AsyncClient(_Base):
 
     # -- the common surface ----------------------------------------------------------------------------
     @property
-    def native(self) -> Any:
-        """The provider's own typed client (cancel, downloads, search, vendors, ...); its methods are awaitable."""
+    def native(self) -> _AN:
+        """The provider's own typed client (cancel, downloads, search, vendors, ...); its methods are awaitable.
+        Typed per provider (``FacturapiNative[AsyncMode]`` for ``AsyncClient("facturapi", ...)``)."""
         if self._native is None:
             self._native = self._adapter.native_client(self._io)
-        return self._native
+        return cast(_AN, self._native)
 
     async def create(self, bill: Bill) -> Bill:
         """Create ``bill`` with one request; the answer may be PENDING."""
@@ -869,11 +995,26 @@ class AsyncClient(_Base):
         self._check_open()
         return Operation(self._watch_core(provider_id, until, deadline))
 
-    async def resume(self, token: str, *, deadline: float | None = None) -> Operation[Any]:
-        """Rebuild an operation from its token (in this or another process) with a fresh deadline."""
+    @overload
+    async def resume(self, token: str, *, bulk: Literal[False], deadline: float | None = None) -> Operation[Bill]: ...
+    @overload
+    async def resume(self, token: str, *, bulk: Literal[True], deadline: float | None = None) -> BulkOperation: ...
+    @overload
+    async def resume(
+        self, token: str, *, bulk: bool | None = None, deadline: float | None = None
+    ) -> Operation[Bill] | BulkOperation: ...
+    async def resume(
+        self, token: str, *, bulk: bool | None = None, deadline: float | None = None
+    ) -> Operation[Bill] | BulkOperation:
+        """Rebuild an operation from its token (in this or another process) with a fresh deadline.
+
+        ``bulk=True`` / ``bulk=False`` says which kind the token is (a :class:`BulkOperation`, or an
+        ``Operation[Bill]``), so the result is typed as that; a token of the other kind raises TokenError. Without
+        it the result is typed as either (narrow it with ``isinstance(op, BulkOperation)``).
+        """
         self._check_open()
-        core = self._resume_core(token, deadline)
-        if core.kind == "composite" or core.kind.startswith("bulk"):
+        core = self._resume_core(token, deadline, bulk)
+        if _is_bulk(core):
             return BulkOperation(core)
         return Operation(core)
 
@@ -893,15 +1034,58 @@ class _SyncClientTransport(httpx.AsyncBaseTransport):
         return httpx.Response(response.status_code, headers=response.headers, content=response.content)
 
 
-class Client(_Base):
+class Client(_Base[_E], Generic[_SN, _E]):
     """The blocking twin of :class:`AsyncClient`: the same flows, run in the calling thread on ``httpx.Client``.
 
     ``with billkit.Client("accepteasy", key_name=..., key=...) as client: client.submit(bill).result()``
 
     Share one client between threads freely. After ``os.fork()`` (gunicorn ``--preload``, Celery prefork) a client
     made in the parent keeps working in the child: its connection pool, locks and poller are made anew there.
+
+    Typed as :class:`AsyncClient` is (see its docstring): ``Client("facturapi", ...)`` is a
+    ``Client[FacturapiNative[SyncMode], facturapi.wire.WebhookEvent]``; options are :class:`ClientOptions`.
     """
 
+    @overload
+    def __init__(
+        self: Client[FacturapiNative[SyncMode], FacturapiEvent],
+        provider: Literal["facturapi"],
+        *,
+        api_key: str | None = None,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Client[AcceptEasyNative[SyncMode], AcceptEasyEvent],
+        provider: Literal["accepteasy"],
+        *,
+        key_name: str | None = None,
+        key: str | None = None,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Client[BillcomNative[SyncMode], BillcomEvent],
+        provider: Literal["billcom", "bill", "bill.com"],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        organization_id: str | None = None,
+        dev_key: str | None = None,
+        events_base_url: str | None = None,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Client[Native[SyncMode], pydantic.BaseModel],
+        provider: str,
+        *,
+        credentials: Mapping[str, str | None] | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
     def __init__(
         self,
         provider: str,
@@ -916,7 +1100,8 @@ class Client(_Base):
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         token_key: str | bytes | TokenKey | None = None,
-        **credentials: str | None,
+        credentials: Mapping[str, str | None] | None = None,
+        **provider_credentials: str | None,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise ConfigurationError(
@@ -933,7 +1118,7 @@ class Client(_Base):
             clock=clock,
             max_response_bytes=max_response_bytes,
             token_key=token_key,
-            credentials=credentials,
+            credentials=_merge_credentials(provider, provider_credentials, credentials),
         )
         self._owns_http = http_client is None
         if transport is None and self.sandbox is not None:
@@ -967,7 +1152,7 @@ class Client(_Base):
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -990,10 +1175,10 @@ class Client(_Base):
             if self._owns_http:
                 self._io.http.close()
 
-    def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> Client:
+    def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> Self:
         """A copy with other policies that shares the connection pool, session and sandbox (close the original)."""
         self._check_open()
-        twin = Client.__new__(Client)
+        twin = type(self).__new__(type(self))
         self._derive_fields(twin, retry, poll)
         twin._http_transport = self._http_transport
         twin._io = self._io.with_retry(twin.retry)
@@ -1002,12 +1187,12 @@ class Client(_Base):
 
     # -- the common surface ----------------------------------------------------------------------------
     @property
-    def native(self) -> Any:
+    def native(self) -> _SN:
         """The provider's native client, with blocking methods (listings come back as lists). The same object on
-        every access, so settings made on it stay."""
+        every access, so settings made on it stay. Typed per provider (``FacturapiNative[SyncMode]``, ...)."""
         if self._native is None:
             self._native = self._adapter.native_client(self._io)
-        return self._native
+        return cast(_SN, self._native)
 
     def create(self, bill: Bill) -> Bill:
         self._check_open()
@@ -1060,9 +1245,20 @@ class Client(_Base):
         self._check_open()
         return BlockingOperation(self._watch_core(provider_id, until, deadline))
 
-    def resume(self, token: str, *, deadline: float | None = None) -> BlockingOperation[Any]:
+    @overload
+    def resume(self, token: str, *, bulk: Literal[False], deadline: float | None = None) -> BlockingOperation[Bill]: ...
+    @overload
+    def resume(self, token: str, *, bulk: Literal[True], deadline: float | None = None) -> BlockingBulkOperation: ...
+    @overload
+    def resume(
+        self, token: str, *, bulk: bool | None = None, deadline: float | None = None
+    ) -> BlockingOperation[Bill] | BlockingBulkOperation: ...
+    def resume(
+        self, token: str, *, bulk: bool | None = None, deadline: float | None = None
+    ) -> BlockingOperation[Bill] | BlockingBulkOperation:
+        """Rebuild an operation from its token; ``bulk=`` as in :meth:`AsyncClient.resume`."""
         self._check_open()
-        core = self._resume_core(token, deadline)
-        if core.kind == "composite" or core.kind.startswith("bulk"):
+        core = self._resume_core(token, deadline, bulk)
+        if _is_bulk(core):
             return BlockingBulkOperation(core)
         return BlockingOperation(core)

@@ -37,7 +37,9 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from typing_extensions import overload  # registered for get_overloads on every Python
 
 from billkit.clock import Clock, VirtualClock
 from billkit.errors import (
@@ -79,6 +81,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)  # an operation only gives its value: Operation[Bill] is an Operation[object]
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
 DEFAULT_DEADLINE = 65 * 60.0
 logger = logging.getLogger("billkit")
 
@@ -1054,7 +1059,7 @@ def _wait_sync(
 # -- the public handles --------------------------------------------------------------------------------
 
 
-class _Handle(Generic[T]):
+class _Handle(Generic[T_co]):
     __slots__ = ("_core",)
 
     def __init__(self, core: _Core) -> None:
@@ -1103,7 +1108,7 @@ class _Handle(Generic[T]):
         """Stop polling locally; waiting raises :class:`OperationCancelled` at once. The provider is not told."""
         self._core.scheduler.cancel(self._core)
 
-    def _outcome(self) -> T:
+    def _outcome(self) -> T_co:
         core = self._core
         if core.state is OperationState.SUCCEEDED:
             return core.value  # type: ignore[no-any-return]
@@ -1126,15 +1131,15 @@ class _Handle(Generic[T]):
         return f"<{type(self).__name__} {self.provider} {self.id} {self.state.value} status={self.status}>"
 
 
-class Operation(_Handle[T]):
+class Operation(_Handle[T_co]):
     """An awaitable future over provider work: ``bill = await op``."""
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, None, T]:
+    def __await__(self) -> Generator[Any, None, T_co]:
         return self.result().__await__()
 
-    async def result(self, timeout: float | None = None) -> T:
+    async def result(self, timeout: float | None = None) -> T_co:
         """The result; raises the failure, or :class:`OperationTimeout` if ``timeout`` passes first."""
         core = self._core
         if not core.done:
@@ -1204,12 +1209,12 @@ def _partial(core: _Core) -> BulkResult:
     return BulkResult.lazy(count, item, provider=core.provider, provider_id=core.id)
 
 
-class BlockingOperation(_Handle[T]):
+class BlockingOperation(_Handle[T_co]):
     """The blocking twin of :class:`Operation`, over the same kind of core: ``bill = op.result(timeout=600)``."""
 
     __slots__ = ()
 
-    def result(self, timeout: float | None = None) -> T:
+    def result(self, timeout: float | None = None) -> T_co:
         core = self._core
         if not core.done:
             _wait_sync([core], timeout)
@@ -1266,10 +1271,37 @@ async def _gather(ops: Sequence[Operation[Any]], timeout: float | None, return_e
     return _results(ops, return_exceptions)
 
 
+# Typed results: operations of one kind give ``list[T]``; two of different kinds (an invoice and a bulk) give
+# ``list[T1 | T2]`` (unpack and narrow with isinstance); ``return_exceptions=True`` adds ``BillkitError``.
 @overload
-def gather(*ops: Operation[T], timeout: float | None = ..., return_exceptions: bool = ...) -> Awaitable[list[T]]: ...
+def gather(
+    op1: Operation[T1], op2: Operation[T2], /, *, timeout: float | None = ..., return_exceptions: Literal[False] = ...
+) -> Awaitable[list[T1 | T2]]: ...
 @overload
-def gather(*ops: BlockingOperation[T], timeout: float | None = ..., return_exceptions: bool = ...) -> list[T]: ...
+def gather(
+    *ops: Operation[T], timeout: float | None = ..., return_exceptions: Literal[False] = ...
+) -> Awaitable[list[T]]: ...
+@overload
+def gather(
+    *ops: Operation[T], timeout: float | None = ..., return_exceptions: bool
+) -> Awaitable[list[T | BillkitError]]: ...
+@overload
+def gather(
+    op1: BlockingOperation[T1],
+    op2: BlockingOperation[T2],
+    /,
+    *,
+    timeout: float | None = ...,
+    return_exceptions: Literal[False] = ...,
+) -> list[T1 | T2]: ...
+@overload
+def gather(
+    *ops: BlockingOperation[T], timeout: float | None = ..., return_exceptions: Literal[False] = ...
+) -> list[T]: ...
+@overload
+def gather(
+    *ops: BlockingOperation[T], timeout: float | None = ..., return_exceptions: bool
+) -> list[T | BillkitError]: ...
 def gather(
     *ops: Operation[Any] | BlockingOperation[Any],
     timeout: float | None = None,

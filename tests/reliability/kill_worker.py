@@ -84,11 +84,11 @@ async def resume(folder: Path, ae_url: str, fa_url: str) -> None:
     fa_tokens = {int(p[1]): p[2] for p in (line.split() for line in lines if line.startswith("fa ")) if len(p) == 3}
     ae, fa = clients(ae_url, fa_url)
     async with ae, fa:
-        bulk = await ae.resume(ae_token)
+        bulk = await ae.resume(ae_token, bulk=True)
         ops: list[Any] = [None] * FA_ITEMS
 
         async def one(i: int) -> None:
-            ops[i] = await fa.resume(fa_tokens[i]) if i in fa_tokens else await fa.submit(fa_bill(i))
+            ops[i] = await fa.resume(fa_tokens[i], bulk=False) if i in fa_tokens else await fa.submit(fa_bill(i))
 
         async with anyio.create_task_group() as tg:
             for i in range(FA_ITEMS):

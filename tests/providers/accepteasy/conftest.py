@@ -12,6 +12,7 @@ import billkit
 from billkit import Bill, Money
 from billkit.clock import VirtualClock
 from billkit.money import loads_decimal
+from billkit.providers.accepteasy import AcceptEasyAsyncClient
 from billkit.providers.accepteasy.sandbox import AcceptEasySandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,6 +34,6 @@ def box(clock: VirtualClock) -> AcceptEasySandbox:
 
 
 @pytest.fixture
-async def client(box: AcceptEasySandbox) -> AsyncIterator[billkit.AsyncClient]:
+async def client(box: AcceptEasySandbox) -> AsyncIterator[AcceptEasyAsyncClient]:
     async with billkit.AsyncClient("accepteasy", sandbox=box) as c:
         yield c

@@ -13,6 +13,7 @@ from billkit import BillStatus
 from billkit.clock import VirtualClock
 from billkit.errors import AuthenticationError, OperationFailed, WebhookVerificationError
 from billkit.models import ItemStatus
+from billkit.providers.accepteasy import AcceptEasyAsyncClient
 from billkit.providers.accepteasy.sandbox import BAD_TEMPLATE_ID, AcceptEasySandbox
 from billkit.providers.accepteasy.webhooks import (
     BulkCompletedEvent,
@@ -29,7 +30,7 @@ from .conftest import bill, fixture
 pytestmark = pytest.mark.anyio
 
 
-async def test_sync_create(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_sync_create(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     created = await client.create(bill())
     assert created.status is BillStatus.OPEN and created.provider_status == "Open"
     assert created.total == billkit.Money("12.95", "EUR")
@@ -39,7 +40,7 @@ async def test_sync_create(client: billkit.AsyncClient, box: AcceptEasySandbox) 
     assert (await client.get(created.provider_id or "")).provider_id == created.provider_id
 
 
-async def test_async_submit_is_awaited(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_async_submit_is_awaited(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     op = await client.submit(bill())
     done = await op
     assert done.status is BillStatus.OPEN and done.provider_id in box.bills
@@ -47,7 +48,7 @@ async def test_async_submit_is_awaited(client: billkit.AsyncClient, box: AcceptE
     assert box.received("GET", f"/v2/Bill/{done.provider_id}")[-1].path == f"/v2/Bill/{done.provider_id}"
 
 
-async def test_async_creation_failed_raises_app0224(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_async_creation_failed_raises_app0224(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     soon = dt.datetime.fromtimestamp(box.clock.wall() + 1, tz=dt.timezone.utc)  # expires while queued
     op = await client.submit(bill(provider_options={"ExpiryDate": format_datetime(soon)}))
     with pytest.raises(OperationFailed) as info:
@@ -56,7 +57,7 @@ async def test_async_creation_failed_raises_app0224(client: billkit.AsyncClient,
     assert info.value.provider_status == "CreationFailed" and box.bills == {}
 
 
-async def test_bulk_of_1000_with_7_failures(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_bulk_of_1000_with_7_failures(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     bad = {3, 150, 151, 402, 640, 777, 999}
     for i in (150, 640):
         box.fail_references[f"LI-{i:04d}"] = "APP0999 - Sandbox refused this reference."
@@ -98,7 +99,7 @@ async def test_bulk_progress_and_partial_result(box: AcceptEasySandbox) -> None:
     assert len(box.received("GET", "/v2/Bill/bulk/")) == 4  # at 3, 6, 9 and 12 s: one read per poll
 
 
-async def test_bulk_top_level_failure_fails_every_item(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_bulk_top_level_failure_fails_every_item(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     box.fail_next_bulk = "Bulk processing failed: storage unavailable"
     result = await (await client.submit_many([bill("A"), bill("B")]))
     assert [i.status for i in result] == [ItemStatus.FAILED, ItemStatus.FAILED]
@@ -154,7 +155,7 @@ async def test_async_lost_answer_and_failing_searches_still_wait_for_the_one_bil
 
 
 async def test_duplicate_srrid_resolves_to_the_existing_bill(
-    client: billkit.AsyncClient, box: AcceptEasySandbox
+    client: AcceptEasyAsyncClient, box: AcceptEasySandbox
 ) -> None:
     first = await client.create(bill("DUP", provider_options={"SRRID": "order-42"}))
     again = await client.create(bill("DUP", provider_options={"SRRID": "order-42"}))
@@ -163,19 +164,22 @@ async def test_duplicate_srrid_resolves_to_the_existing_bill(
         await client.create(bill("DUP", amount="99.00", provider_options={"SRRID": "order-42"}))
 
 
-async def test_cancel_via_patch(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_cancel_via_patch(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     created = await client.create(bill())
+    assert created.provider_id is not None
     answer = await client.native.cancel(created.provider_id)
-    assert answer.Status == "Succeeded" and answer.Bill.Status == "Canceled"
+    assert answer.Status == "Succeeded" and answer.Bill is not None and answer.Bill.Status == "Canceled"
     assert box.received("PATCH")[0].body == {"Status": "Canceled"}
-    assert (await client.get(created.provider_id or "")).status is BillStatus.VOID
+    assert (await client.get(created.provider_id)).status is BillStatus.VOID
     with pytest.raises(billkit.errors.APIError, match="only be changed while it is open"):
         await client.native.mark_paid(created.provider_id)
-    updated = await client.native.update_address((await client.create(bill("B"))).provider_id, email="a@b.nl")
-    assert updated.Bill.Address.Email == "a@b.nl"
+    other = (await client.create(bill("B"))).provider_id
+    assert other is not None
+    updated = await client.native.update_address(other, email="a@b.nl")
+    assert updated.Bill is not None and updated.Bill.Address is not None and updated.Bill.Address.Email == "a@b.nl"
 
 
-async def test_search_paging(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_search_paging(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     for _ in range(120):
         await client.create(bill("SAME-REF"))
     before = len(box.requests)
@@ -186,7 +190,7 @@ async def test_search_paging(client: billkit.AsyncClient, box: AcceptEasySandbox
     assert all(r.params["paymentReference"] == "SAME-REF" for r in pages)
 
 
-async def test_payments_bounces_and_methods(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_payments_bounces_and_methods(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     created = await client.create(bill())
     atid = created.provider_id or ""
     box.mark_paid(atid)
@@ -200,7 +204,7 @@ async def test_payments_bounces_and_methods(client: billkit.AsyncClient, box: Ac
     assert methods[0].PaymentMethodName == "iDEAL" and methods[0].SubPaymentMethods
 
 
-async def test_wait_for_paid_finishes_after_mark_paid(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_wait_for_paid_finishes_after_mark_paid(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     created = await client.create(bill())
     op = await client.wait_for(created.provider_id or "", until=BillStatus.PAID)
     await op.refresh()
@@ -232,7 +236,7 @@ def test_webhook_bodies_parse_in_both_error_formats() -> None:
         check_source_ip("198.51.100.7")
 
 
-async def test_webhooks_verify_and_finish_operations(client: billkit.AsyncClient, box: AcceptEasySandbox) -> None:
+async def test_webhooks_verify_and_finish_operations(client: AcceptEasyAsyncClient, box: AcceptEasySandbox) -> None:
     op = await client.submit(bill(provider_options={"AETemplateID": BAD_TEMPLATE_ID}))
     await box.clock.sleep(box.async_delay)
     body, headers = box.webhook_request(box.notifications()[-1])
@@ -253,7 +257,7 @@ async def test_bulk_token_resumes_in_another_client(box: AcceptEasySandbox) -> N
         op = await first.submit_many([bill("R-1"), bill("R-2", provider_options={"AETemplateID": BAD_TEMPLATE_ID})])
         token = op.token
     async with billkit.AsyncClient("accepteasy", sandbox=box) as second:
-        result = await (await second.resume(token))
+        result = await (await second.resume(token, bulk=True))
     assert [i.status for i in result] == [ItemStatus.SUCCEEDED, ItemStatus.FAILED]
     assert "key" not in token
 
@@ -281,7 +285,7 @@ async def test_a_bulk_of_10000_has_a_small_token_that_resumes_every_item(box: Ac
         token = bulk.token
     assert len(token) <= 16 * 10_000 + 256, len(token)
     async with billkit.AsyncClient("accepteasy", sandbox=box) as second:
-        again = await second.resume(token)
+        again = await second.resume(token, bulk=True)
         result = await again
     assert [i.index for i in result] == list(range(10_000)) and len(result.succeeded) == 10_000
     assert [i.reference for i in result][:3] == ["TK-00000", "TK-00001", "TK-00002"]
@@ -290,7 +294,7 @@ async def test_a_bulk_of_10000_has_a_small_token_that_resumes_every_item(box: Ac
 
 
 async def test_a_search_page_size_below_one_is_refused_before_sending(
-    client: billkit.AsyncClient, box: AcceptEasySandbox
+    client: AcceptEasyAsyncClient, box: AcceptEasySandbox
 ) -> None:
     with pytest.raises(billkit.ValidationError, match="count"):
         [b async for b in client.native.search_bills("X", count=0)]
@@ -298,7 +302,7 @@ async def test_a_search_page_size_below_one_is_refused_before_sending(
 
 
 async def test_during_maintenance_creates_are_outcome_unknown_and_reads_server_errors(
-    client: billkit.AsyncClient, box: AcceptEasySandbox
+    client: AcceptEasyAsyncClient, box: AcceptEasySandbox
 ) -> None:
     box.maintenance = True  # every request answers 503, as docs/providers/accepteasy.md says
     for create in (client.create, client.submit):

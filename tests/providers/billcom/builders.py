@@ -8,6 +8,7 @@ from typing import Any
 
 from billkit import AsyncClient, Bill, Direction, LineItem, Money, Party
 from billkit.money import loads_decimal
+from billkit.providers.billcom import BillcomAsyncClient
 from billkit.providers.billcom.sandbox import VENDOR_ACME, BillcomSandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -38,5 +39,5 @@ def payable(
     )
 
 
-def client(box: BillcomSandbox) -> AsyncClient:
+def client(box: BillcomSandbox) -> BillcomAsyncClient:
     return AsyncClient("billcom", sandbox=box)

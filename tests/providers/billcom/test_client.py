@@ -55,7 +55,7 @@ async def test_submit_is_an_operation_already_done(box: BillcomSandbox) -> None:
         op = await c.submit(payable("S-1"))
         assert op.done()
         bill = await op
-        again = await c.resume(op.token)
+        again = await c.resume(op.token, bulk=False)
         reread = await again
     assert bill.provider_id == op.id == reread.provider_id
     assert reread.status is BillStatus.OPEN
@@ -427,7 +427,7 @@ async def test_bulk_token_resumes_in_another_client_on_a_saved_sandbox(box: Bill
     loaded = BillcomSandbox.load(tmp_path / "billcom.pickle")
     assert isinstance(loaded, BillcomSandbox) and loaded.bills == box.bills
     async with client(loaded) as other:
-        resumed = await (await other.resume(token))
+        resumed = await (await other.resume(token, bulk=True))
     assert [i.status for i in resumed] == [ItemStatus.SUCCEEDED, ItemStatus.SUCCEEDED, ItemStatus.FAILED]
     assert [i.bill.reference for i in resumed if i.bill] == ["T-1", "T-2"]
     assert "BDC_1205" in str(resumed[2].error)

@@ -25,7 +25,7 @@ from billkit.errors import (
     ValidationError,
     WebhookVerificationError,
 )
-from billkit.providers.billcom import BillcomError, EventSpec, Subscription
+from billkit.providers.billcom import BillcomAsyncClient, BillcomError, EventSpec, Subscription
 from billkit.providers.billcom.sandbox import DEFAULT_SUBSCRIPTION, VENDOR_INITECH, BillcomSandbox
 from billkit.providers.billcom.subscriptions import derive_events_base_url, stable_idempotency_key
 from billkit.providers.billcom.webhooks import verify
@@ -140,7 +140,7 @@ def _wire_router(router: respx.Router, base: str = PROD) -> None:
     router.post(f"{base}/v3/logout").respond(200)
 
 
-def _wire(router: respx.Router, **options: Any) -> billkit.AsyncClient:
+def _wire(router: respx.Router, **options: Any) -> BillcomAsyncClient:
     """An AsyncClient on respx, on a virtual clock (retries sleep no real time)."""
     transport = httpx.MockTransport(router.async_handler)
     return billkit.AsyncClient("billcom", transport=transport, clock=VirtualClock(), **{"base_url": PROD, **CREDS,

@@ -10,6 +10,7 @@ import pytest
 import billkit
 from billkit import Address, Bill, LineItem, Money, Party, Tax
 from billkit.clock import VirtualClock
+from billkit.providers.facturapi import FacturapiAsyncClient
 
 if TYPE_CHECKING:
     from billkit.providers.facturapi.sandbox import FacturapiSandbox
@@ -52,6 +53,6 @@ def box(clock: VirtualClock) -> FacturapiSandbox:
 
 
 @pytest.fixture
-async def client(box: FacturapiSandbox) -> AsyncIterator[billkit.AsyncClient]:
+async def client(box: FacturapiSandbox) -> AsyncIterator[FacturapiAsyncClient]:
     async with billkit.AsyncClient("facturapi", sandbox=box) as c:
         yield c

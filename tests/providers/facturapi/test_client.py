@@ -23,6 +23,7 @@ from billkit.errors import (
     OutcomeUnknownError,
     ValidationError,
 )
+from billkit.providers.facturapi import FacturapiAsyncClient
 from billkit.providers.facturapi.sandbox import FAIL_TAX_ID, RECOVERY_FAIL_TAX_ID, RECOVERY_TAX_ID, FacturapiSandbox
 from billkit.sandboxing import Fault, Faults
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.anyio
 MINUTE = 60.0
 
 
-async def test_sync_create_is_stamped(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_sync_create_is_stamped(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     bill = await client.create(invoice("FA-1"))
     assert (bill.status, bill.provider_status, bill.reference) == (BillStatus.OPEN, "valid", "FA-1")
     assert bill.total == Money("1160.00", "MXN")
@@ -41,7 +42,7 @@ async def test_sync_create_is_stamped(client: billkit.AsyncClient, box: Facturap
     assert sent.params == {} and sent.body["idempotency_key"].startswith("bk-")
 
 
-async def test_async_create_awaited_to_valid(client: billkit.AsyncClient, box: FacturapiSandbox,
+async def test_async_create_awaited_to_valid(client: FacturapiAsyncClient, box: FacturapiSandbox,
                                              clock: VirtualClock) -> None:  # fmt: skip
     op = await client.submit(invoice("FA-2"))
     assert op.status is BillStatus.PENDING and op.provider_status == "pending"
@@ -52,7 +53,7 @@ async def test_async_create_awaited_to_valid(client: billkit.AsyncClient, box: F
     assert 1 <= len(box.received("GET", f"/invoices/{op.id}")) <= 3
 
 
-async def test_async_failure_raises_operation_failed(client: billkit.AsyncClient) -> None:
+async def test_async_failure_raises_operation_failed(client: FacturapiAsyncClient) -> None:
     op = await client.submit(invoice("FA-3", tax_id=FAIL_TAX_ID))
     with pytest.raises(OperationFailed) as err:
         await op
@@ -60,7 +61,7 @@ async def test_async_failure_raises_operation_failed(client: billkit.AsyncClient
     assert "invoice.status_updated" in err.value.message  # says where Facturapi puts the reason
 
 
-async def test_recovery_202_ends_valid_after_30_minutes(client: billkit.AsyncClient, box: FacturapiSandbox,
+async def test_recovery_202_ends_valid_after_30_minutes(client: FacturapiAsyncClient, box: FacturapiSandbox,
                                                         clock: VirtualClock) -> None:  # fmt: skip
     bill = await client.create(invoice("FA-4", tax_id=RECOVERY_TAX_ID))
     assert bill.status is BillStatus.PENDING and bill.raw is not None and bill.raw["uuid"] is None
@@ -73,7 +74,7 @@ async def test_recovery_202_ends_valid_after_30_minutes(client: billkit.AsyncCli
     assert reads <= 50, reads  # the growing interval: about 45 reads for 30 minutes, not 225 at 8 s
 
 
-async def test_recovery_202_ends_failed_after_50_minutes(client: billkit.AsyncClient, clock: VirtualClock) -> None:
+async def test_recovery_202_ends_failed_after_50_minutes(client: FacturapiAsyncClient, clock: VirtualClock) -> None:
     op = await client.submit(invoice("FA-5", tax_id=RECOVERY_FAIL_TAX_ID))
     with pytest.raises(OperationFailed):
         await op
@@ -98,7 +99,7 @@ async def test_submit_after_lost_answers_and_server_errors_still_one_invoice(box
     assert bill.status is BillStatus.OPEN and box.count_external_id("FA-7") == 1
 
 
-async def test_replayed_key_returns_the_existing_invoice(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_replayed_key_returns_the_existing_invoice(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     first = await client.create(invoice("FA-8", provider_options={"idempotency_key": "order-8"}))
     op = await client.submit(invoice("FA-8", provider_options={"idempotency_key": "order-8"}))
     assert op.done()  # the replay answered with the finished invoice: nothing to poll
@@ -106,7 +107,7 @@ async def test_replayed_key_returns_the_existing_invoice(client: billkit.AsyncCl
     assert again.provider_id == first.provider_id and box.count_idempotency_key("order-8") == 1
 
 
-async def test_key_in_use_is_retried_then_reported(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_key_in_use_is_retried_then_reported(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     box.key_in_use("order-9", times=1)
     bill = await client.create(invoice("FA-9", provider_options={"idempotency_key": "order-9"}))
     assert bill.status is BillStatus.OPEN and len(box.received("POST", "/invoices")) == 2
@@ -158,7 +159,7 @@ async def test_a_failed_event_fails_the_future_with_facturapis_message(box: Fact
     assert err.value.message == box.failure_message(op.id)
 
 
-async def test_bulk_of_100_with_progress_and_one_failure(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_bulk_of_100_with_progress_and_one_failure(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     bills = [invoice(f"FA-B{i:03d}", tax_id=FAIL_TAX_ID if i == 42 else party().tax_id or "") for i in range(100)]
     seen: list[tuple[int, int]] = []
     bulk = await client.submit_many(bills, on_progress=lambda done, total: seen.append((done, total)))
@@ -170,7 +171,7 @@ async def test_bulk_of_100_with_progress_and_one_failure(client: billkit.AsyncCl
     assert len(box.invoices) == 100
 
 
-async def test_bulk_validates_everything_before_sending(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_bulk_validates_everything_before_sending(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     bills = [invoice("ok"), invoice("bad", tax_id="nope"), invoice("dup", provider_options={"idempotency_key": "k"}),
              invoice("dup2", provider_options={"idempotency_key": "k"})]  # fmt: skip
     with pytest.raises(ValidationError) as err:
@@ -179,7 +180,7 @@ async def test_bulk_validates_everything_before_sending(client: billkit.AsyncCli
     assert box.requests == []
 
 
-async def test_bad_input_lists_each_problem_and_sends_nothing(client: billkit.AsyncClient,
+async def test_bad_input_lists_each_problem_and_sends_nothing(client: FacturapiAsyncClient,
                                                               box: FacturapiSandbox) -> None:  # fmt: skip
     bad = Bill(counterparty=Party(name="Sin RFC", provider_options={"tax_system": "601"}), line_items=(),
                provider_options={"payment_form": "03"})  # fmt: skip
@@ -199,11 +200,11 @@ async def test_resume_from_a_token_in_a_new_client(box: FacturapiSandbox) -> Non
         token = op.token
     assert "sk_test" not in token
     async with billkit.AsyncClient("facturapi", sandbox=box) as second:
-        bill = await (await second.resume(token))
+        bill = await (await second.resume(token, bulk=False))
     assert bill.status is BillStatus.OPEN and bill.provider_id == op.id
 
 
-async def test_cancel_download_and_email(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_cancel_download_and_email(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     bill = await client.create(invoice("FA-15"))
     assert bill.provider_id is not None
     pdf = await client.native.download_pdf(bill.provider_id)
@@ -230,7 +231,7 @@ async def test_cancel_whose_answer_was_lost_is_not_an_error(box: FacturapiSandbo
     assert box.received("GET", f"/invoices/{bill.provider_id}")
 
 
-async def test_paging_through_250_invoices(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_paging_through_250_invoices(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     async with anyio.create_task_group() as tg:
         for i in range(250):
             tg.start_soon(client.create, invoice(f"FA-P{i:03d}"))
@@ -242,7 +243,7 @@ async def test_paging_through_250_invoices(client: billkit.AsyncClient, box: Fac
         [p async for p in client.native.list_invoice_pages(limit=101)]
 
 
-async def test_customers(client: billkit.AsyncClient) -> None:
+async def test_customers(client: FacturapiAsyncClient) -> None:
     saved = await client.native.create_customer(party())
     assert saved.id and saved.tax_id == "EKU9003173C9"
     again = await client.native.create_customer(party())
@@ -253,7 +254,7 @@ async def test_customers(client: billkit.AsyncClient) -> None:
     assert bill.counterparty is not None and bill.counterparty.tax_id == "EKU9003173C9"
 
 
-async def test_provider_errors_are_typed_with_the_log_id(client: billkit.AsyncClient) -> None:
+async def test_provider_errors_are_typed_with_the_log_id(client: FacturapiAsyncClient) -> None:
     with pytest.raises(NotFoundError) as err:
         await client.get("000000000000000000000000")
     assert err.value.code == "invoice_not_found" and err.value.request_id and err.value.status_code == 404
@@ -274,7 +275,7 @@ async def test_rate_limit_is_waited_out_with_retry_after(box: FacturapiSandbox, 
     assert bill.status is BillStatus.OPEN and clock.now() >= 7
 
 
-async def test_other_currency_round_trip(client: billkit.AsyncClient) -> None:
+async def test_other_currency_round_trip(client: FacturapiAsyncClient) -> None:
     bill = await client.create(invoice("FA-19", currency="USD", provider_options={"exchange": Decimal("17.25")}))
     assert bill.total is not None and bill.total.currency == "USD"
 
@@ -300,7 +301,7 @@ async def test_under_faults_every_outcome_is_reported_rightly(clock: VirtualCloc
     assert box.faults.injected  # faults did happen
 
 
-async def test_cancelling_a_bulk_of_300_invoices_cancels_every_one(client: billkit.AsyncClient) -> None:
+async def test_cancelling_a_bulk_of_300_invoices_cancels_every_one(client: FacturapiAsyncClient) -> None:
     bulk = await client.submit_many([invoice(f"FA-X{i:03d}") for i in range(300)])
     bulk.cancel()
     with pytest.raises(billkit.OperationCancelled):
@@ -328,7 +329,7 @@ FORBIDDEN_CREATES = {
 
 @pytest.mark.parametrize("name", sorted(FORBIDDEN_CREATES))
 async def test_a_create_the_spec_forbids_is_refused_before_sending(
-    client: billkit.AsyncClient, box: FacturapiSandbox, name: str
+    client: FacturapiAsyncClient, box: FacturapiSandbox, name: str
 ) -> None:
     bill, field = FORBIDDEN_CREATES[name]
     with pytest.raises(billkit.ValidationError) as info:
@@ -350,7 +351,7 @@ FORBIDDEN_LISTS: dict[str, tuple[dict[str, Any], str]] = {
 
 @pytest.mark.parametrize("name", sorted(FORBIDDEN_LISTS))
 async def test_a_search_the_spec_forbids_is_refused_before_sending(
-    client: billkit.AsyncClient, box: FacturapiSandbox, name: str
+    client: FacturapiAsyncClient, box: FacturapiSandbox, name: str
 ) -> None:
     filters, field = FORBIDDEN_LISTS[name]
     with pytest.raises(billkit.ValidationError) as info:
@@ -358,14 +359,14 @@ async def test_a_search_the_spec_forbids_is_refused_before_sending(
     assert field in info.value.fields and box.requests == []
 
 
-async def test_send_by_email_refuses_a_bad_address(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_send_by_email_refuses_a_bad_address(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     with pytest.raises(billkit.ValidationError) as info:
         await client.native.send_by_email("inv_1", ["ok@example.mx", "not an address"])
     assert info.value.fields == ["email[1]"] and box.requests == []
 
 
 async def test_paging_never_asks_for_a_page_beyond_the_thirtieth(
-    client: billkit.AsyncClient, box: FacturapiSandbox
+    client: FacturapiAsyncClient, box: FacturapiSandbox
 ) -> None:
     for i in range(31):
         await client.create(invoice(f"FA-PG{i:02d}"))
@@ -377,7 +378,7 @@ async def test_paging_never_asks_for_a_page_beyond_the_thirtieth(
     assert len(pages) == 30 and asked == list(range(1, 31))
 
 
-async def test_dates_and_lists_go_out_as_the_spec_says(client: billkit.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_dates_and_lists_go_out_as_the_spec_says(client: FacturapiAsyncClient, box: FacturapiSandbox) -> None:
     since = dt.datetime(2026, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=-6)))
     [i async for i in client.native.list_invoices(date_from=since, cancellation_status=["pending", "accepted"])]
     [query] = [r for r in box.received("GET") if r.path == "/invoices"]
@@ -418,6 +419,6 @@ async def test_a_bulk_token_packs_the_invoice_ids_and_resumes_every_item(box: Fa
         token = bulk.token
     assert len(token) <= 17 * 300 + 256, len(token)
     async with billkit.AsyncClient("facturapi", sandbox=box) as second:
-        result = await (await second.resume(token))
+        result = await (await second.resume(token, bulk=True))
     assert [i.index for i in result] == list(range(300)) and len(result.succeeded) == 300
     assert {i.bill.reference for i in result if i.bill} == {f"FA-T{i:03d}" for i in range(300)}

@@ -6,14 +6,28 @@ See ``docs/providers/accepteasy.md``. The adapter is :class:`AcceptEasyAdapter`;
 
 from typing import TYPE_CHECKING, Any
 
+from billkit.client import AsyncClient, Client
+from billkit.flows import AsyncMode, SyncMode
 from billkit.providers.accepteasy.client import AcceptEasyAdapter, AcceptEasyNative
+from billkit.providers.accepteasy.webhooks import WebhookEvent
+
+#: ``billkit.Client("accepteasy", ...)`` / ``billkit.AsyncClient("accepteasy", ...)`` as types, for annotations
+AcceptEasyClient = Client[AcceptEasyNative[SyncMode], WebhookEvent]
+AcceptEasyAsyncClient = AsyncClient[AcceptEasyNative[AsyncMode], WebhookEvent]
 
 if TYPE_CHECKING:
     from billkit.providers.accepteasy.sandbox import BAD_TEMPLATE_ID, AcceptEasySandbox
 
 _SANDBOX_NAMES = frozenset({"BAD_TEMPLATE_ID", "AcceptEasySandbox"})
 
-__all__ = ["BAD_TEMPLATE_ID", "AcceptEasyAdapter", "AcceptEasyNative", "AcceptEasySandbox"]
+__all__ = [
+    "BAD_TEMPLATE_ID",
+    "AcceptEasyAdapter",
+    "AcceptEasyAsyncClient",
+    "AcceptEasyClient",
+    "AcceptEasyNative",
+    "AcceptEasySandbox",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,8 @@ Use it through ``billkit.AsyncClient("billcom", username=..., password=..., orga
 
 from typing import TYPE_CHECKING, Any
 
+from billkit.client import AsyncClient, Client
+from billkit.flows import AsyncMode, SyncMode
 from billkit.providers.billcom.client import BillcomAdapter, BillcomNative, format_filters
 from billkit.providers.billcom.mapping import (
     BillcomAPIError,
@@ -16,7 +18,12 @@ from billkit.providers.billcom.mapping import (
     BillcomRateLimitError,
     BillcomSessionError,
 )
+from billkit.providers.billcom.webhooks import WebhookEvent
 from billkit.providers.billcom.wire import EventSpec, Subscription
+
+#: ``billkit.Client("billcom", ...)`` / ``billkit.AsyncClient("billcom", ...)`` as types, for annotations
+BillcomClient = Client[BillcomNative[SyncMode], WebhookEvent]
+BillcomAsyncClient = AsyncClient[BillcomNative[AsyncMode], WebhookEvent]
 
 if TYPE_CHECKING:
     from billkit.providers.billcom.sandbox import (
@@ -36,7 +43,9 @@ __all__ = [
     "VENDOR_INITECH",
     "BillcomAPIError",
     "BillcomAdapter",
+    "BillcomAsyncClient",
     "BillcomBulkRejected",
+    "BillcomClient",
     "BillcomConcurrencyLimitError",
     "BillcomError",
     "BillcomNative",

@@ -33,6 +33,12 @@ True``), a rejected batch is split: items BILL named are failed with their own e
 resubmitted; an answer that names nobody is bisected; until every good item is created exactly once and
 every bad one has its own error. ``client.native.last_bulk_calls`` tells how many bulk calls that took.
 
+**Vendors** (``client.native.create_vendor(party)``, ``update_vendor``, ``archive_vendor``...): from a common
+:class:`~billkit.Party` or BILL's own fields, checked first. BILL has no idempotency key for vendors either: a
+create that may have arrived is never sent again, only looked for (exactly one vendor so named, created since, with
+the fields sent), else :class:`~billkit.errors.OutcomeUnknownError`. They are native, not on the common client:
+AcceptEasy has no party resource, so a common ``create_party`` could not be honoured by every provider.
+
 **Webhook subscriptions** (``client.native.create_subscription`` and the rest): BILL's webhooks API lives at
 another base URL (``.../connect-events``), set with the ``events_base_url`` option (or ``BILL_EVENTS_BASE_URL``)
 or derived from the base URL; its calls share the session, the slots and the error parser. See
@@ -79,7 +85,7 @@ from billkit.flows import (
     operation,
     stream_of,
 )
-from billkit.models import Bill, BulkResult, ItemResult, ItemStatus
+from billkit.models import Bill, BulkResult, ItemResult, ItemStatus, Party
 from billkit.operations import PollResult, Started
 from billkit.providers.billcom import subscriptions
 from billkit.providers.billcom.mapping import (
@@ -94,7 +100,11 @@ from billkit.providers.billcom.mapping import (
     build_bill,
     error_from_response,
     how_to_check,
+    how_to_check_vendor,
     to_bill,
+    vendor_create,
+    vendor_party,
+    vendor_update,
 )
 from billkit.providers.billcom.subscriptions import EVENTS_API, EventInput
 from billkit.providers.billcom.webhooks import BILL_EVENTS, WebhookEvent
@@ -111,6 +121,7 @@ from billkit.providers.billcom.wire import (
     VendorCreate,
     VendorList,
     VendorResponse,
+    VendorUpdate,
 )
 from billkit.tokens import TokenState
 from billkit.transport import Request, Response, Transport, dumps, read_model
@@ -682,6 +693,19 @@ class BillcomAdapter(Adapter):
         return BillcomNative(self, io)
 
 
+#: vendor fields a read cannot confirm: bank and compliance details are not echoed as sent, and BILL may normalise an
+#: address (its own example answers "123 Main St" to "123 Main Street")
+_UNCOMPARABLE = frozenset({"address", "paymentInformation", "additionalInfo", "paymentPurpose", "regulatoryFields"})
+
+
+def _vendor_holds(vendor: VendorResponse, sent: Mapping[str, Any]) -> bool:
+    """Whether ``vendor`` (as read) holds every field that was sent, to settle a lost answer with a read. Only the
+    fields a read can confirm count, and there must be one: a change made only of others is never taken as done."""
+    read = vendor.model_dump(by_alias=True, exclude_none=True)
+    compared = [key for key in sent if key not in _UNCOMPARABLE]
+    return bool(compared) and all(read.get(key) == sent[key] for key in compared)
+
+
 def _is_rejection(err: APIError) -> bool:
     """A 4xx answer about the content of the bulk (not auth, not a rate limit): BILL rolled it back whole."""
     status = err.status_code or 0
@@ -815,18 +839,119 @@ class BillcomNative(Native[M]):
 
     # vendors
     @operation
-    def create_vendor(self, vendor: VendorCreate | Mapping[str, Any]) -> Flow[VendorResponse]:
-        """``POST /v3/vendors``. Not retried once it may have reached BILL."""
-        model = vendor if isinstance(vendor, VendorCreate) else VendorCreate.model_validate(vendor)
-        response = yield from self._adapter.call(
-            "POST", "/v3/vendors", json=model.to_json(), reference=model.name,
-            check=f"list the vendors (GET /v3/vendors?filters=name:eq:...) and look for {model.name!r}",
-        )  # fmt: skip
+    def create_vendor(self, vendor: VendorCreate | Mapping[str, Any] | Party) -> Flow[VendorResponse]:
+        """``POST /v3/vendors`` from a common :class:`~billkit.Party` (see :func:`mapping.vendor_create` for what
+        each field becomes), a mapping in BILL's names, or a :class:`VendorCreate`; checked before anything is sent
+        (:class:`~billkit.errors.ValidationError` listing every problem).
+
+        **Fail closed**: BILL has no idempotency key for vendors, so a create that may have reached BILL (a dropped
+        answer, a read timeout, a 5xx) is never sent again. billkit looks for it with one safe read (the vendors
+        named so, created since the attempt began, whose fields match what was sent) and returns it when exactly
+        one matches; otherwise :class:`~billkit.errors.OutcomeUnknownError` says how to check
+        (:meth:`find_vendors_by_name`). A refusal that proves the request never arrived is retried.
+        """
+        request = vendor_create(vendor)
+        since = self._adapter.ctx.clock.wall() - RECONCILE_SKEW
+        try:
+            response = yield from self._adapter.call("POST", "/v3/vendors", json=request.to_json(),
+                                                     reference=request.name,
+                                                     check=how_to_check_vendor(request.name))  # fmt: skip
+        except OutcomeUnknownError:
+            found = yield from self._reconcile_vendor(request, since)
+            if found is None:
+                raise
+            return self._remember(found)
+        return self._remember(response.parse(VendorResponse))
+
+    def _reconcile_vendor(self, request: VendorCreate, since: float) -> Flow[VendorResponse | None]:
+        """The one vendor created since ``since`` that holds every field ``request`` sent, or None (none, several,
+        or a listing that failed: then the outcome stays unknown)."""
+        try:
+            listed: list[VendorResponse] = yield from self._vendors_named(request.name, since)
+        except BillkitError:
+            return None
+        sent = request.to_json()
+        matches = [v for v in listed if _vendor_holds(v, sent)]
+        return matches[0] if len(matches) == 1 else None
+
+    def _vendors_named(self, name: str, since: float | None) -> Flow[list[VendorResponse]]:
+        # BILL's vendor filter fields are not documented (L): the listing is read whole and matched here
+        listed: list[VendorResponse] = yield from collect(
+            expand(list_pages(self._adapter, "/v3/vendors", 100, None, None),
+                   lambda page: read_model(VendorList, page, provider=PROVIDER).results))  # fmt: skip
+        out = []
+        for vendor in listed:
+            created = event_time(vendor.created_time)
+            if vendor.name == name and (since is None or created is None or created >= since):
+                out.append(vendor)
+        return out
+
+    def _remember(self, vendor: VendorResponse) -> VendorResponse:
+        """Keep the client's vendor-currency cache right after a create or an update (a bill is checked against
+        its vendor's ``billCurrency``)."""
+        if vendor.bill_currency:
+            self._adapter._vendor_currency[vendor.id] = vendor.bill_currency.upper()
+        else:
+            self._adapter._vendor_currency.pop(vendor.id, None)
+        return vendor
+
+    @operation
+    def update_vendor(self, vendor_id: str, changes: VendorUpdate | Mapping[str, Any] | Party) -> Flow[VendorResponse]:
+        """``PATCH /v3/vendors/{id}`` with only the fields given (for a :class:`~billkit.Party`, only those the
+        caller set: ``Party(email=...)`` changes the e-mail and nothing else); checked before anything is sent.
+
+        Not sent again once it may have reached BILL (no idempotency key); a lost answer is settled by one read:
+        the vendor is returned if it already holds every field sent, else
+        :class:`~billkit.errors.OutcomeUnknownError`. Bank details (``paymentInformation``) are refused: BILL
+        manages them at ``/v3/vendors/{id}/bank-account``. The client's vendor-currency cache follows the answer.
+        """
+        patch = vendor_update(vendor_id, changes)
+        sent = patch.to_json()
+        check = (f"read the vendor (client.native.get_vendor({vendor_id!r})) and compare it with the change before "
+                 "sending it again")  # fmt: skip
+        try:
+            response = yield from self._adapter.call("PATCH", "/v3/vendors/{}", ids=(vendor_id,), json=sent,
+                                                     reference=vendor_id, check=check)  # fmt: skip
+        except OutcomeUnknownError:
+            try:
+                found = (yield from self._adapter.call("GET", "/v3/vendors/{}", ids=(vendor_id,))).parse(VendorResponse)
+            except APIError:
+                found = None
+            if found is not None and _vendor_holds(found, sent):
+                return self._remember(found)
+            raise
+        return self._remember(response.parse(VendorResponse))
+
+    @operation
+    def archive_vendor(self, vendor_id: str) -> Flow[VendorResponse]:
+        """``POST /v3/vendors/{id}/archive`` (BILL's soft delete: bills for it are then refused with ``BDC_1205``)."""
+        response = yield from self._adapter.call("POST", "/v3/vendors/{}/archive", ids=(vendor_id,))
         return response.parse(VendorResponse)
+
+    @operation
+    def restore_vendor(self, vendor_id: str) -> Flow[VendorResponse]:
+        """``POST /v3/vendors/{id}/restore``."""
+        response = yield from self._adapter.call("POST", "/v3/vendors/{}/restore", ids=(vendor_id,))
+        return response.parse(VendorResponse)
+
+    @operation
+    def find_vendors_by_name(self, name: str, *,
+                             created_since: dt.datetime | None = None) -> Flow[list[VendorResponse]]:  # fmt: skip
+        """The vendors named exactly ``name`` (created since ``created_since``, when given): the check an
+        :class:`~billkit.errors.OutcomeUnknownError` of a vendor create asks for. BILL's vendor filters are not
+        documented, so the listing is read whole and matched here."""
+        since = created_since.timestamp() if created_since is not None else None
+        return (yield from self._vendors_named(name, since))
 
     @operation
     def get_vendor(self, vendor_id: str) -> Flow[VendorResponse]:
         return (yield from self._adapter.call("GET", "/v3/vendors/{}", ids=(vendor_id,))).parse(VendorResponse)
+
+    @operation
+    def get_vendor_party(self, vendor_id: str) -> Flow[Party]:
+        """``GET /v3/vendors/{id}`` as a common :class:`~billkit.Party` (its ``provider_id`` is the vendorId)."""
+        vendor = yield from self._adapter.call("GET", "/v3/vendors/{}", ids=(vendor_id,))
+        return vendor_party(vendor.parse(VendorResponse))
 
     @stream_of(VendorResponse)
     def list_vendors(self, *, max: int = 100, filters: str | Sequence[tuple[str, str, Any]] | None = None,

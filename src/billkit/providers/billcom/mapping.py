@@ -19,7 +19,11 @@ UNPAID -> OPEN; PARTIAL -> PARTIALLY_PAID; SCHEDULED -> OPEN (a scheduled paymen
 can still be cancelled: the bill is still owed, so it is not PAID, and it is created, so it is not PENDING);
 PAID -> PAID; anything else (UNDEFINED, a value BILL adds later) -> UNKNOWN, with the raw string kept in
 ``provider_status``. The approval status does not change the billkit status (a DENIED bill can be
-re-approved); it is in ``raw``.
+re-approved); it is in ``raw``, and :func:`approval_of` reads it through :data:`APPROVAL_STATUS` as an
+:class:`ApprovalStatus` (an unknown value is UNKNOWN, its raw string kept).
+
+**Vendors** (:func:`vendor_create`, :func:`vendor_update`, :func:`vendor_party`): a common :class:`Party` <-> BILL's
+vendor, checked before anything is sent (see ``docs/providers/billcom.md``, "Vendors").
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import pydantic
@@ -47,15 +52,25 @@ from billkit.errors import (
     UnsupportedFeatureError,
     ValidationError,
 )
-from billkit.models import Bill, BillStatus, Direction, LineItem, Party, check_supported
+from billkit.models import Address, Bill, BillStatus, Direction, LineItem, Party, check_supported
 from billkit.money import Money
-from billkit.providers.billcom.wire import BillCreate, BillResponse, ErrorEntry, parse_errors
+from billkit.providers.billcom.wire import (
+    BillCreate,
+    BillResponse,
+    ErrorEntry,
+    VendorCreate,
+    VendorResponse,
+    VendorUpdate,
+    parse_errors,
+)
 from billkit.transport import Response, json_problems
 
 __all__ = [
+    "APPROVAL_STATUS",
     "PAYMENT_STATUS",
     "PROVIDER",
     "SUPPORTED_FIELDS",
+    "ApprovalStatus",
     "BillcomAPIError",
     "BillcomAuthenticationError",
     "BillcomBulkRejected",
@@ -67,13 +82,18 @@ __all__ = [
     "BillcomRateLimitError",
     "BillcomServerError",
     "BillcomSessionError",
+    "approval_of",
     "attribute_errors",
     "build_bill",
     "error_from_entries",
     "error_from_response",
     "how_to_check",
+    "how_to_check_vendor",
     "status_of",
     "to_bill",
+    "vendor_create",
+    "vendor_party",
+    "vendor_update",
 ]
 
 PROVIDER = "billcom"
@@ -86,6 +106,59 @@ PAYMENT_STATUS: dict[str, BillStatus] = {
     "PAID": BillStatus.PAID,
     "UNDEFINED": BillStatus.UNKNOWN,
 }
+
+
+class ApprovalStatus(str, Enum):
+    """A BILL bill's ``approvalStatus`` (an open enum: a value BILL adds later reads as UNKNOWN, the raw string kept).
+
+    It never changes the common :class:`~billkit.BillStatus`: an unapproved or DENIED bill is still owed (OPEN),
+    and a DENIED bill can be approved later. BILL pays a bill through the API only once its approvals are complete
+    (H), so :attr:`payable` tells whether a payment can be made now.
+    """
+
+    UNASSIGNED = "unassigned"  # no approval policy applies: payable as it is
+    ASSIGNED = "assigned"  # approvers are assigned; none has acted yet
+    APPROVING = "approving"  # some approvers have approved, others have not yet
+    APPROVED = "approved"  # every approver approved: payable
+    DENIED = "denied"  # an approver denied it: not payable until approved
+    UNKNOWN = "unknown"  # UNDEFINED, absent, or a value billkit does not know
+
+    @property
+    def payable(self) -> bool:
+        """True when BILL lets the bill be paid now (no approval needed, or every approval given)."""
+        return self in (ApprovalStatus.UNASSIGNED, ApprovalStatus.APPROVED)
+
+    @property
+    def pending(self) -> bool:
+        """True while approvals are awaited (ASSIGNED, APPROVING)."""
+        return self in (ApprovalStatus.ASSIGNED, ApprovalStatus.APPROVING)
+
+
+#: BILL's approvalStatus -> :class:`ApprovalStatus` (anything else, UNDEFINED included, is UNKNOWN)
+APPROVAL_STATUS: dict[str, ApprovalStatus] = {
+    "UNASSIGNED": ApprovalStatus.UNASSIGNED,
+    "ASSIGNED": ApprovalStatus.ASSIGNED,
+    "APPROVING": ApprovalStatus.APPROVING,
+    "APPROVED": ApprovalStatus.APPROVED,
+    "DENIED": ApprovalStatus.DENIED,
+    "UNDEFINED": ApprovalStatus.UNKNOWN,
+}
+
+
+def approval_of(bill: Bill | BillResponse | Mapping[str, Any]) -> tuple[ApprovalStatus, str | None]:
+    """A bill's approval state and BILL's own word for it (``approvalStatus``), from a common :class:`Bill` (its
+    ``raw``), a :class:`BillResponse` or a raw answer. Never raises: an unknown value is UNKNOWN, kept raw."""
+    raw: Any
+    if isinstance(bill, BillResponse):
+        raw = bill.approval_status
+    elif isinstance(bill, Bill):
+        raw = (bill.raw or {}).get("approvalStatus")
+    else:
+        raw = bill.get("approvalStatus")
+    if not isinstance(raw, str) or not raw:
+        return ApprovalStatus.UNKNOWN, None
+    return APPROVAL_STATUS.get(raw.upper(), ApprovalStatus.UNKNOWN), raw
+
 
 #: The common fields BILL can express (everything else the caller sets raises UnsupportedFeatureError).
 SUPPORTED_FIELDS = (
@@ -315,6 +388,170 @@ def to_bill(wire: BillResponse, currency: str, raw: Mapping[str, Any] | None = N
         updated_at=_timestamp(wire.updated_time),
         raw=dict(raw) if raw is not None else wire.model_dump(by_alias=True, exclude_none=True),
     )
+
+
+# -- vendors ----------------------------------------------------------------------------------------------
+
+#: BILL's vendor field -> the common Party field it comes from (for error paths in the caller's words)
+_PARTY_PATHS = {
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "address": "address",
+    "address.line1": "address.line1",
+    "address.line2": "address.line2",
+    "address.city": "address.city",
+    "address.stateOrProvince": "address.region",
+    "address.zipOrPostalCode": "address.postal_code",
+    "address.country": "address.country",
+}
+#: the Party fields a BILL vendor holds (tax_id has no documented v3 vendor field: it raises)
+_PARTY_FIELDS = frozenset({"name", "email", "phone", "address", "provider_id", "provider_options"})
+
+
+def how_to_check_vendor(name: str) -> str:
+    """What a person does when a vendor create's outcome is unknown (BILL has no idempotency key for it)."""
+    return (
+        "BILL has no idempotency key for vendors: list the vendors created since the attempt "
+        f"(client.native.find_vendors_by_name({name!r}, created_since=...), or GET /v3/vendors) and look for "
+        f"{name!r} before creating it again."
+    )
+
+
+def _party_body(party: Party, *, only_set: bool) -> tuple[dict[str, Any], set[str]]:
+    """The vendor fields of ``party`` (all, or only those the caller set) and the option keys merged last."""
+    unsupported = sorted(f for f in party.model_fields_set if f not in _PARTY_FIELDS and getattr(party, f))
+    if unsupported:
+        raise UnsupportedFeatureError(PROVIDER, unsupported[0], "BILL's v3 vendor has no documented field for it; "
+                                      "pass BILL's own field through provider_options")  # fmt: skip
+    chosen = party.model_fields_set if only_set else _PARTY_FIELDS
+    body: dict[str, Any] = {}
+    for name in ("name", "email", "phone"):
+        value = getattr(party, name)
+        if name in chosen and value is not None:
+            body[name] = value
+    if "address" in chosen and party.address is not None:
+        body["address"] = _address_body(party.address)
+    options = dict(party.provider_options)
+    body.update(options)
+    return body, set(options)
+
+
+def _address_body(address: Address) -> dict[str, Any]:
+    country = address.country.upper() if isinstance(address.country, str) else address.country
+    fields = {"line1": address.line1, "line2": address.line2, "city": address.city, "stateOrProvince": address.region,
+              "zipOrPostalCode": address.postal_code, "country": country}  # fmt: skip
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _wire_problems(exc: pydantic.ValidationError, options: set[str] | None) -> list[Problem]:
+    """pydantic's errors as billkit problems: in the Party's words when the body came from a Party (``options`` is
+    then the set of provider_options keys), else in BILL's field names."""
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        wire_path = ".".join(loc) or "vendor"
+        if options is None:
+            path = wire_path
+        elif loc and loc[0] in options:
+            path = "provider_options." + wire_path
+        else:
+            path = _PARTY_PATHS.get(wire_path, "provider_options." + wire_path)
+        message = "unknown field (BILL's wire models are strict on write)" if err["type"] == "extra_forbidden" else (
+            _pydantic_message(err))  # fmt: skip
+        problems.append(Problem(path, message))
+    return problems
+
+
+def vendor_create(vendor: VendorCreate | Mapping[str, Any] | Party) -> VendorCreate:
+    """The ``POST /v3/vendors`` body for a :class:`Party`, a mapping in BILL's names, or a :class:`VendorCreate`.
+
+    A Party maps ``name`` -> ``name``, ``email``, ``phone``, ``address`` (``line1``, ``line2``, ``city``,
+    ``region`` -> ``stateOrProvince``, ``postal_code`` -> ``zipOrPostalCode``, ``country`` as ISO alpha-2), and
+    ``provider_options`` merged last (``accountType``, ``billCurrency``, ``shortName``, ``accountNumber``,
+    ``paymentInformation``, ``additionalInfo``...). ``tax_id`` raises :class:`UnsupportedFeatureError`; a Party
+    that already has a ``provider_id`` is an existing vendor and is refused (update it instead). Every problem is
+    listed in one :class:`ValidationError` (name 1 to 100 characters, shortName at most 40, accountType, e-mail
+    shape, country and currency codes, unknown fields) before anything is sent.
+    """
+    if isinstance(vendor, VendorCreate):
+        return vendor
+    options: set[str] | None = None
+    problems: list[Problem] = []
+    if isinstance(vendor, Party):
+        if vendor.provider_id:
+            problems.append(Problem("provider_id", f"this party is already BILL vendor {vendor.provider_id}: "
+                                    "update it with client.native.update_vendor(vendor_id, party)"))  # fmt: skip
+        body, options = _party_body(vendor, only_set=False)
+        if not vendor.name:
+            problems.append(Problem("name", "the vendor's name is required (1 to 100 characters)"))
+            body.pop("name", None)
+    else:
+        body = dict(vendor)
+    try:
+        request = VendorCreate.model_validate(body)
+    except pydantic.ValidationError as exc:
+        problems.extend(p for p in _wire_problems(exc, options) if p.field not in {q.field for q in problems})
+        raise ValidationError(problems, provider=PROVIDER) from None
+    if problems:
+        raise ValidationError(problems, provider=PROVIDER)
+    return request
+
+
+def vendor_update(vendor_id: str, changes: VendorUpdate | Mapping[str, Any] | Party) -> VendorUpdate:
+    """The ``PATCH /v3/vendors/{id}`` body: only what is given (for a Party, only the fields the caller set).
+
+    Refused before anything is sent (one :class:`ValidationError`): a vendor id that does not begin with 009, a
+    Party whose ``provider_id`` names another vendor, no change at all, ``paymentInformation`` (BILL moved bank
+    details to ``/v3/vendors/{id}/bank-account``) and every rule of :func:`vendor_create` for the fields given.
+    """
+    problems: list[Problem] = []
+    if not isinstance(vendor_id, str) or not VENDOR_ID.match(vendor_id):
+        problems.append(Problem("vendor_id", f"{vendor_id!r} is not a BILL vendorId (begins with 009)"))
+    options: set[str] | None = None
+    if isinstance(changes, VendorUpdate):
+        body = changes.to_json()
+    elif isinstance(changes, Party):
+        if changes.provider_id and changes.provider_id != vendor_id:
+            problems.append(Problem("provider_id", f"the party is vendor {changes.provider_id}, not {vendor_id}"))
+        body, options = _party_body(changes, only_set=True)
+    else:
+        body = dict(changes)
+    if "paymentInformation" in body:
+        where = "provider_options.paymentInformation" if options is not None else "paymentInformation"
+        problems.append(Problem(where, "BILL does not change bank details with PATCH /v3/vendors/{id}: delete and "
+                                "create them with /v3/vendors/{id}/bank-account"))  # fmt: skip
+        body.pop("paymentInformation")
+    if not body and not problems:
+        problems.append(Problem("changes", "nothing to update"))
+    try:
+        request = VendorUpdate.model_validate(body)
+    except pydantic.ValidationError as exc:
+        problems.extend(_wire_problems(exc, options))
+        raise ValidationError(problems, provider=PROVIDER) from None
+    if problems:
+        raise ValidationError(problems, provider=PROVIDER)
+    return request
+
+
+def vendor_party(vendor: VendorResponse) -> Party:
+    """A BILL vendor as a common :class:`Party` (``provider_id`` is the vendorId, so it can be billed at once).
+
+    Read leniently: an address field BILL sends that the common Address cannot hold stays in ``vendor`` (its extra
+    fields are kept); a country or e-mail the common model would refuse is left out rather than raising.
+    """
+    address: Address | None = None
+    if isinstance(vendor.address, Mapping):
+        a = vendor.address
+        fields = {"line1": a.get("line1"), "line2": a.get("line2"), "city": a.get("city"),
+                  "region": a.get("stateOrProvince"), "postal_code": a.get("zipOrPostalCode"),
+                  "country": a.get("country")}  # fmt: skip
+        fields = {k: v for k, v in fields.items() if isinstance(v, str) and v}
+        try:
+            address = Address(**fields) if fields else None
+        except ValidationError:
+            address = None
+    return Party(name=vendor.name, email=vendor.email, phone=vendor.phone, address=address, provider_id=vendor.id)
 
 
 # -- errors -----------------------------------------------------------------------------------------------

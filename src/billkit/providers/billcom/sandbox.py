@@ -60,7 +60,7 @@ import httpx
 
 from billkit.clock import Clock
 from billkit.errors import MoneyError
-from billkit.money import Money, to_decimal
+from billkit.money import CURRENCY_EXPONENTS, Money, to_decimal
 from billkit.providers.billcom.webhooks import SIGNATURE_HEADER, sign
 from billkit.sandboxing import Fault, Faults, RecordedRequest, Sandbox, json_response, path_segments
 from billkit.transport import dumps
@@ -109,6 +109,15 @@ class _Session:
 
 
 @dataclass
+class _Approval:
+    """A bill's approval state from ``at`` on (a bill keeps the list of its states, so a past render is exact)."""
+
+    at: float
+    status: str  # BILL's approvalStatus
+    approvers: list[dict[str, Any]]
+
+
+@dataclass
 class _Payment:
     scheduled_at: float
     paid_at: float
@@ -154,8 +163,10 @@ class BillcomSandbox(Sandbox):
         self.vendors: dict[str, dict[str, Any]] = {}
         self.bills: dict[str, dict[str, Any]] = {}
         self.payments: dict[str, _Payment] = {}
-        #: (seconds until SCHEDULED, seconds until PAID) applied to every new bill, or None
+        #: (seconds until SCHEDULED, seconds until PAID) applied to every new bill (once approved, when an approval
+        #: policy applies to it), or None
         self.auto_pay: tuple[float, float] | None = None
+        self._init_approvals()
         #: answer bulks in reverse order (BILL does not promise the order): shows matching by invoice number
         self.reverse_bulk_answers = False
         self.in_flight = 0
@@ -182,10 +193,18 @@ class BillcomSandbox(Sandbox):
         self._test_events: list[tuple[float, str, dict[str, Any]]] = []
         self._bill_log: list[tuple[float, str, str, bool]] = []  # (at, bill id, event type, archived then)
 
+    def _init_approvals(self) -> None:
+        #: bill id -> its approval states, oldest first (bills without an entry are UNASSIGNED)
+        self.approvals: dict[str, list[_Approval]] = {}
+        #: (threshold, number of approvers) of the approval policy, or None: see :meth:`set_approval_policy`
+        self.approval_policy: tuple[Decimal, int] | None = None
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         if "subscriptions" not in state:  # saved before the webhooks API existed
             self._init_webhooks()
+        if "approvals" not in state:  # saved before approvals existed
+            self._init_approvals()
 
     def __repr__(self) -> str:
         return f"<BillcomSandbox bills={len(self.bills)} vendors={len(self.vendors)} requests={len(self.requests)}>"
@@ -212,10 +231,16 @@ class BillcomSandbox(Sandbox):
 
         ``amount`` is a :class:`~billkit.Money` in the bill's currency (its vendor's ``billCurrency``), or a plain
         ``str``, ``int`` or ``Decimal`` in that currency; None pays the whole bill. A Money in another currency, or
-        a float, raises :class:`~billkit.errors.MoneyError`.
+        a float, raises :class:`~billkit.errors.MoneyError`. A bill whose approvals are not complete (ASSIGNED,
+        APPROVING, DENIED) raises ``ValueError``: BILL pays a bill through the API only once every approver
+        approved it.
         """
         if bill_id not in self.bills:
             raise KeyError(bill_id)
+        approval = self.approval_status(bill_id)
+        if approval not in ("UNASSIGNED", "APPROVED"):
+            raise ValueError(f"bill {bill_id} is {approval}: BILL pays a bill only once its approvals are complete "
+                             "(box.approve(bill_id) for each approver)")  # fmt: skip
         paid: Decimal | None = None
         if isinstance(amount, Money):
             currency = self.bill_currency(bill_id)
@@ -228,6 +253,71 @@ class BillcomSandbox(Sandbox):
             paid = to_decimal(amount)
         now = self.clock.now()
         self.payments[bill_id] = _Payment(now + scheduled_after, now + max(paid_after, scheduled_after), paid)
+
+    # -- approvals -----------------------------------------------------------------------------------------
+    def set_approval_policy(self, threshold: Money | Decimal | str | int | None = "0", *, approvers: int = 1) -> None:
+        """Bills created from now whose amount is at least ``threshold`` (in the bill's currency) need ``approvers``
+        approvals, in order, before they can be paid: they are created ``approvalStatus: ASSIGNED`` with one
+        ``approvers`` entry each (``status: WAITING``). ``None`` removes the policy (bills are UNASSIGNED)."""
+        if threshold is None:
+            self.approval_policy = None
+            return
+        if approvers < 1:
+            raise ValueError("an approval policy needs at least one approver")
+        limit = threshold.amount if isinstance(threshold, Money) else to_decimal(threshold)
+        self.approval_policy = (limit, approvers)
+
+    def approval_status(self, bill_id: str) -> str:
+        """A bill's ``approvalStatus`` now."""
+        return self._approval_at(bill_id, self.clock.now())[0]
+
+    def approve(self, bill_id: str) -> str:
+        """The next approver (in ``approverOrder``) approves the bill, as an approver would in BILL (``POST
+        /v3/bill-approvals/actions``); returns the bill's new ``approvalStatus``: APPROVING while approvers remain,
+        APPROVED after the last. A DENIED approver may approve later. With ``auto_pay`` set, an APPROVED bill's
+        payment is scheduled then."""
+        status = self._act(bill_id, "APPROVED")
+        if status == "APPROVED" and self.auto_pay is not None and bill_id not in self.payments:
+            self.pay(bill_id, scheduled_after=self.auto_pay[0], paid_after=self.auto_pay[1])
+        return status
+
+    def deny(self, bill_id: str) -> str:
+        """The next approver denies the bill: ``approvalStatus`` DENIED (it cannot be paid until approved)."""
+        return self._act(bill_id, "DENIED")
+
+    def _act(self, bill_id: str, verdict: str) -> str:
+        if bill_id not in self.bills:
+            raise KeyError(bill_id)
+        now = self.clock.now()
+        current, approvers = self._approval_at(bill_id, now)
+        waiting = [a for a in approvers if a["status"] != "APPROVED"]
+        if current == "UNASSIGNED" or not waiting:
+            raise ValueError(f"bill {bill_id} has no approval to give (approvalStatus {current})")
+        first = min(waiting, key=lambda a: a["approverOrder"])
+        stamp = self._timestamp()
+        changed = [dict(a, status=verdict, statusChangedTime=stamp) if a is first else dict(a) for a in approvers]
+        if verdict == "DENIED":
+            status = "DENIED"
+        else:
+            status = "APPROVED" if all(a["status"] == "APPROVED" for a in changed) else "APPROVING"
+        self.approvals.setdefault(bill_id, []).append(_Approval(now, status, changed))
+        self._bill_log.append((now, bill_id, "bill.updated", bool(self.bills[bill_id].get("archived"))))
+        return status
+
+    def _approval_at(self, bill_id: str, at: float) -> tuple[str, list[dict[str, Any]]]:
+        states = [a for a in self.approvals.get(bill_id, ()) if a.at <= at]
+        if not states:
+            return "UNASSIGNED", []
+        return states[-1].status, states[-1].approvers
+
+    def _assign_approvers(self, record: dict[str, Any]) -> None:
+        policy = self.approval_policy
+        if policy is None or record["amount"] < policy[0]:
+            return
+        stamp = record["createdTime"]
+        approvers = [{"userId": f"00601SANDBOXAPPR{i + 1:04d}", "status": "WAITING", "approverOrder": i,
+                      "statusChangedTime": stamp} for i in range(policy[1])]  # fmt: skip
+        self.approvals[record["id"]] = [_Approval(self.clock.now(), "ASSIGNED", approvers)]
 
     def bill_currency(self, bill_id: str) -> str:
         """The currency of a bill: its vendor's ``billCurrency`` (BILL's bills carry none of their own)."""
@@ -484,10 +574,14 @@ class BillcomSandbox(Sandbox):
         if rest == ["vendors"] and method == "GET":
             return json_response(200, self._list(list(self.vendors.values()), params))
         if len(rest) == 2 and rest[0] == "vendors" and method == "GET":
-            vendor = self.vendors.get(rest[1])
-            if vendor is None:
-                raise _Reject(404, "BDC_1205", f"No data found for object with id {rest[1]}.", "DOWNSTREAM")
-            return json_response(200, vendor)
+            return json_response(200, dict(self.vendors[self._vendor_id(rest[1])]))
+        if len(rest) == 2 and rest[0] == "vendors" and method == "PATCH":
+            return json_response(200, self._update_vendor(self._vendor_id(rest[1]), body))
+        if len(rest) == 3 and rest[0] == "vendors" and rest[2] in ("archive", "restore") and method == "POST":
+            vid = self._vendor_id(rest[1])
+            self.vendors[vid]["archived"] = rest[2] == "archive"
+            self.vendors[vid]["updatedTime"] = self._timestamp()
+            return json_response(200, dict(self.vendors[vid]))
         raise _Reject(404, "BDC_1121", "API not supported.")
 
     # -- the webhooks API --------------------------------------------------------------------------------
@@ -720,8 +814,9 @@ class BillcomSandbox(Sandbox):
                 raise
         for record in built:
             self.bills[record["id"]] = record
+            self._assign_approvers(record)
             self._bill_log.append((self.clock.now(), record["id"], "bill.created", False))
-            if self.auto_pay is not None:
+            if self.auto_pay is not None and self.approval_status(record["id"]) == "UNASSIGNED":
                 self.pay(record["id"], scheduled_after=self.auto_pay[0], paid_after=self.auto_pay[1])
         return [self._render(r["id"]) for r in built]
 
@@ -789,6 +884,12 @@ class BillcomSandbox(Sandbox):
         status = "UNPAID"
         payment = self.payments.get(bill_id)
         now = self.clock.now() if at is None else at
+        approval = [a for a in self.approvals.get(bill_id, ()) if a.at <= now]
+        if approval:
+            record["approvalStatus"] = approval[-1].status
+            record["approvers"] = [dict(a) for a in approval[-1].approvers]
+            stamp = self._timestamp(approval[-1].at)
+            record["updatedTime"] = max(str(record["updatedTime"]), stamp)
         if payment is not None and now >= payment.paid_at:
             paid = total if payment.amount is None else min(total, payment.amount)
             status = "PAID" if paid >= total else "PARTIAL"
@@ -810,11 +911,22 @@ class BillcomSandbox(Sandbox):
         return record
 
     def _create_vendor(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict) or not body.get("name"):
-            raise _Reject(400, None, "name: must not be null")
+        fields = _vendor_fields(body, create=True)
         vid = self._new_id("009")
-        self.vendors[vid] = self._vendor_record(vid, body)
-        return self.vendors[vid]
+        self.vendors[vid] = self._vendor_record(vid, fields)
+        return dict(self.vendors[vid])
+
+    def _update_vendor(self, vid: str, body: Any) -> dict[str, Any]:
+        fields = _vendor_fields(body, create=False)
+        record = self.vendors[vid]
+        record.update(fields)  # an address given replaces the whole address (L: BILL does not say it merges)
+        record["updatedTime"] = self._timestamp()
+        return dict(record)
+
+    def _vendor_id(self, vid: str) -> str:
+        if vid not in self.vendors:
+            raise _Reject(404, "BDC_1205", f"No data found for object with id {vid}.", "DOWNSTREAM")
+        return vid
 
     # -- lists -------------------------------------------------------------------------------------------
     def _list(self, records: list[dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
@@ -862,6 +974,54 @@ class _BulkReject(_Reject):
     def __init__(self, status: int, entries: list[dict[str, Any]]) -> None:
         super().__init__(status, entries[0].get("code"), str(entries[0].get("message")))
         self.entries = entries
+
+
+#: the fields BILL's vendor create takes (its reference); PATCH takes the same but ``paymentInformation``
+_VENDOR_FIELDS = {"name", "shortName", "accountNumber", "accountType", "email", "phone", "address", "billCurrency",
+                  "paymentInformation", "additionalInfo", "paymentPurpose", "regulatoryFields"}  # fmt: skip
+_VENDOR_ADDRESS_FIELDS = {"line1", "line2", "city", "stateOrProvince", "zipOrPostalCode", "country"}
+
+
+def _vendor_fields(body: Any, *, create: bool) -> dict[str, Any]:
+    """A vendor create (``create``) or PATCH body checked as BILL's references state it: name 1 to 100 characters
+    (required on create), shortName at most 40, accountType BUSINESS/PERSON/NONE, an ISO 4217 billCurrency, an
+    alpha-2 country (BILL's v3 examples; L), no bank details on PATCH, no unknown field."""
+    if not isinstance(body, dict):
+        raise _Reject(400, "BDC_1002", "The request body must be a JSON object.")
+    unknown = sorted(set(body) - _VENDOR_FIELDS)
+    if unknown:
+        raise _Reject(400, "BDC_1002", f"Unknown parameter: {unknown[0]}.")
+    if not create and "paymentInformation" in body:
+        raise _Reject(400, None, "paymentInformation: vendor bank account details cannot be updated with this "
+                      "endpoint; use /v3/vendors/{vendorId}/bank-account")  # fmt: skip
+    if not create and not body:
+        raise _Reject(400, None, "Nothing to update.")
+    if create or "name" in body:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _Reject(400, None, "name: must not be blank")
+        if len(name) > 100:
+            raise _Reject(400, None, "name: length must be between 1 and 100")
+    short = body.get("shortName")
+    if short is not None and (not isinstance(short, str) or len(short) > 40):
+        raise _Reject(400, None, "shortName: length must be at most 40")
+    kind = body.get("accountType")
+    if kind is not None and kind not in ("BUSINESS", "PERSON", "NONE"):
+        raise _Reject(400, None, f"accountType: {kind!r} is not one of BUSINESS, PERSON, NONE")
+    currency = body.get("billCurrency")
+    if currency is not None and currency not in CURRENCY_EXPONENTS:
+        raise _Reject(400, None, f"billCurrency: {currency!r} is not a supported ISO 4217 currency")
+    email = body.get("email")
+    if email is not None and (not isinstance(email, str) or "@" not in email):
+        raise _Reject(400, None, "email: must be a well-formed email address")
+    address = body.get("address")
+    if address is not None:
+        if not isinstance(address, dict) or set(address) - _VENDOR_ADDRESS_FIELDS:
+            raise _Reject(400, "BDC_1002", "address: unknown or malformed address fields.")
+        country = address.get("country")
+        if country is not None and (not isinstance(country, str) or len(country) != 2 or not country.isupper()):
+            raise _Reject(400, None, f"address.country: {country!r} is not a country code such as US")
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def _check_date(value: Any, field: str) -> None:

@@ -24,7 +24,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
+from billkit.money import CURRENCY_EXPONENTS
+
 __all__ = [
+    "VENDOR_ACCOUNT_TYPES",
+    "VENDOR_NAME_MAX",
+    "VENDOR_SHORT_NAME_MAX",
     "Approver",
     "BillClassifications",
     "BillCreate",
@@ -48,6 +53,9 @@ __all__ = [
     "VendorCreate",
     "VendorList",
     "VendorResponse",
+    "VendorUpdate",
+    "check_bill_currency",
+    "check_country",
     "check_date",
     "parse_errors",
 ]
@@ -136,7 +144,49 @@ class BillCreate(_Write):
         return check_date(value)
 
 
+#: BILL's vendor ``accountType`` values (H: BILL's vendor guides)
+VENDOR_ACCOUNT_TYPES = ("BUSINESS", "PERSON", "NONE")
+#: BILL's limits on vendor texts (H: the create and update references): name 1 to 100, shortName at most 40
+VENDOR_NAME_MAX = 100
+VENDOR_SHORT_NAME_MAX = 40
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_country(value: str | None) -> str | None:
+    """An ISO 3166-1 alpha-2 code (``US``), as BILL's v3 examples write it; else ``ValueError``.
+
+    BILL's v3 reference does not spell the format out (L): its examples use ``"US"`` (its v2 API took country
+    names). billkit sends alpha-2 only, so ``"USA"`` or ``"United States"`` is refused here, not guessed at.
+    """
+    if value is not None and not _COUNTRY.match(value):
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code such as 'US' (BILL's v3 format)")
+    return value
+
+
+def check_bill_currency(value: str | None) -> str | None:
+    """An ISO 4217 code billkit knows (BILL's ``billCurrency`` is an ISO 4217 enum); else ``ValueError``."""
+    if value is not None and value not in CURRENCY_EXPONENTS:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code billkit knows (such as 'USD' or 'EUR')")
+    return value
+
+
+def check_email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+def check_account_type(value: str | None) -> str | None:
+    if value is not None and value not in VENDOR_ACCOUNT_TYPES:
+        raise ValueError(f"{value!r} is not one of {', '.join(VENDOR_ACCOUNT_TYPES)}")
+    return value
+
+
 class VendorAddress(_Write):
+    """A vendor's address. BILL needs ``line1``, ``city``, ``zipOrPostalCode`` and ``country`` to pay by check or
+    to invite the vendor to its network (H), not to create it, so none is required here."""
+
     line1: str | None = None
     line2: str | None = None
     city: str | None = None
@@ -144,17 +194,59 @@ class VendorAddress(_Write):
     zip_or_postal_code: str | None = None
     country: str | None = None
 
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return check_country(value)
 
-class VendorCreate(_Write):
-    """``POST /v3/vendors``. The minimal set BILL requires is not documented (one report needed ``address``)."""
 
-    name: str = Field(min_length=1)
-    account_type: str | None = None  # BUSINESS | PERSON
+class _VendorFields(_Write):
+    """What a vendor create and a vendor update share, checked as BILL's references state them."""
+
+    short_name: str | None = Field(default=None, max_length=VENDOR_SHORT_NAME_MAX)
+    account_number: str | None = None
+    account_type: str | None = None  # BUSINESS | PERSON | NONE
     email: str | None = None
     phone: str | None = None
     address: VendorAddress | None = None
     bill_currency: str | None = None
+    additional_info: dict[str, Any] | None = None
+    payment_purpose: dict[str, Any] | None = None  # international vendors (see BILL's configuration endpoints)
+    regulatory_fields: list[dict[str, Any]] | None = None
+
+    @field_validator("account_type")
+    @classmethod
+    def _account_type(cls, value: str | None) -> str | None:
+        return check_account_type(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return check_email(value)
+
+    @field_validator("bill_currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        return check_bill_currency(value)
+
+
+class VendorCreate(_VendorFields):
+    """``POST /v3/vendors``: ``name`` (1 to 100 characters) is required; the rest is optional.
+
+    BILL's reference also marks ``address`` required on create, while one of its guides lists it only as needed to
+    pay by check (the notes call the minimal set L): billkit leaves that to BILL, which refuses a vendor it cannot
+    create with a 400 before acting, so nothing is created twice either way.
+    """
+
+    name: str = Field(min_length=1, max_length=VENDOR_NAME_MAX)
     payment_information: dict[str, Any] | None = None
+
+
+class VendorUpdate(_VendorFields):
+    """``PATCH /v3/vendors/{id}``: only the fields set are sent. BILL removed bank details from this endpoint
+    (they have their own ``/v3/vendors/{id}/bank-account`` calls), so ``paymentInformation`` is refused."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=VENDOR_NAME_MAX)
 
 
 class EventSpec(_Write):
@@ -261,9 +353,12 @@ class BillList(_Read):
 
 
 class VendorResponse(_Read):
+    """A vendor as BILL returns it. Only ``id`` is certain to be present; unknown fields are kept."""
+
     id: str
     archived: bool | None = None
     name: str | None = None
+    short_name: str | None = None
     account_type: str | None = None
     email: str | None = None
     phone: str | None = None

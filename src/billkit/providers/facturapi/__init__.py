@@ -6,7 +6,14 @@ See ``docs/providers/facturapi.md``. The adapter is :class:`FacturapiAdapter`; `
 
 from typing import TYPE_CHECKING, Any
 
+from billkit.client import AsyncClient, Client
+from billkit.flows import AsyncMode, SyncMode
 from billkit.providers.facturapi.client import FacturapiAdapter, FacturapiNative
+from billkit.providers.facturapi.wire import WebhookEvent
+
+#: ``billkit.Client("facturapi", ...)`` / ``billkit.AsyncClient("facturapi", ...)`` as types, for annotations
+FacturapiClient = Client[FacturapiNative[SyncMode], WebhookEvent]
+FacturapiAsyncClient = AsyncClient[FacturapiNative[AsyncMode], WebhookEvent]
 
 if TYPE_CHECKING:
     from billkit.providers.facturapi.sandbox import (
@@ -23,6 +30,8 @@ __all__ = [
     "RECOVERY_FAIL_TAX_ID",
     "RECOVERY_TAX_ID",
     "FacturapiAdapter",
+    "FacturapiAsyncClient",
+    "FacturapiClient",
     "FacturapiNative",
     "FacturapiSandbox",
 ]
