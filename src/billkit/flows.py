@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import os
 import threading
 import weakref
@@ -452,14 +453,53 @@ class _Download:
                 os.remove(self.part)
 
 
+@functools.lru_cache(maxsize=512)
+def _parsed_url(url: str) -> tuple[httpx.URL, bytes | None]:
+    """``url`` parsed once (an ``httpx.URL`` is immutable) with its ``Host`` header value, as httpx would add it."""
+    parsed = httpx.URL(url)
+    return parsed, parsed.netloc if parsed.host else None
+
+
+#: headers httpx writes itself when it encodes a body: a request that sets one of them goes the general way
+_AUTO_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
+#: POST/PUT/PATCH without a body still say ``Content-Length: 0`` (as httpx does)
+_EMPTY_LENGTH = frozenset({"POST", "PUT", "PATCH"})
+
+
 def _request(ex: Exchange, timeout: dict[str, float | None]) -> httpx.Request:
+    """The ``httpx.Request`` of ``ex``, with the headers and body httpx itself would give it (same order: ``Host``,
+    billkit's headers, ``Content-Length``), built without httpx's per-request parsing: the URL is parsed once per
+    distinct URL, the headers are encoded straight to bytes, and the body is handed over as a ready stream."""
+    extensions = {"timeout": ex.timeout.as_dict() if ex.timeout is not None else timeout}
+    content = ex.content
+    if content is None or type(content) is bytes:
+        raw: list[tuple[bytes, bytes]] = []
+        try:
+            url, host = _parsed_url(ex.url)
+            if host is not None:
+                raw.append((b"Host", host))
+            if not content and ex.method in _EMPTY_LENGTH:
+                raw.append((b"Content-Length", b"0"))
+            for key, value in ex.headers.items():
+                if type(key) is not str or type(value) is not str or key.lower() in _AUTO_HEADERS:
+                    raise LookupError  # not the common case: let httpx handle it
+                raw.append((key.encode("ascii"), value.encode("ascii")))
+        except (LookupError, UnicodeEncodeError, httpx.InvalidURL):
+            pass  # httpx's own construction below raises (or copes) as it always did
+        else:
+            if content:
+                raw.append((b"Content-Length", str(len(content)).encode()))
+            request = httpx.Request(ex.method, url, params=ex.params, headers=httpx.Headers(raw),
+                                    stream=httpx.ByteStream(content or b""), extensions=extensions)  # fmt: skip
+            request.read()
+            return request
     return httpx.Request(
         ex.method,
         ex.url,
         params=ex.params,
         headers=ex.headers,
         content=ex.content,
-        extensions={"timeout": ex.timeout.as_dict() if ex.timeout is not None else timeout},
+        extensions=extensions,
     )
 
 

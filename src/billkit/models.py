@@ -367,7 +367,7 @@ def check_supported(bill: Bill, provider: str, supported: Iterable[str]) -> None
     everything below it when it ends with ``.*``.
     """
     allowed, prefixes = _allowed(tuple(supported))
-    if all(path in allowed or path.startswith(prefixes) for path in _paths(bill, "")):
+    if _fits(bill, "", allowed, prefixes):
         return  # the common case, without sorting; on a refusal the sorted walk names the first field
     for path in set_fields(bill):
         if path in allowed or path.startswith(prefixes):
@@ -380,6 +380,48 @@ def check_supported(bill: Bill, provider: str, supported: Iterable[str]) -> None
 @functools.lru_cache(maxsize=32)
 def _allowed(supported: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(supported), tuple(p[:-1] for p in supported if p.endswith(".*"))
+
+
+def _fits(model: BaseModel, prefix: str, allowed: frozenset[str], prefixes: tuple[str, ...]) -> bool:
+    """Whether every path :func:`set_fields` would yield for ``model`` (below ``prefix``) is supported: the fields
+    a level allows are taken out by one set difference, what is left must be empty, and only the fields that can
+    hold models are walked into (the same answer as checking each path of :func:`_paths`, without making them)."""
+    fits, nested = _level(type(model), prefix, allowed, prefixes)
+    fields = model.model_fields_set
+    for name in fields - fits:
+        value = getattr(model, name)
+        if value is not None and not ((type(value) is tuple or isinstance(value, Mapping)) and not value):
+            return False
+    for name in fields & nested:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            if not _fits(value, f"{prefix}{name}.", allowed, prefixes):
+                return False
+        elif type(value) is tuple and value and isinstance(value[0], BaseModel):
+            inner = f"{prefix}{name}[]."
+            if not all(_fits(item, inner, allowed, prefixes) for item in value):
+                return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _level(
+    cls: type[BaseModel], prefix: str, allowed: frozenset[str], prefixes: tuple[str, ...]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The fields of ``cls`` (at ``prefix``) a caller may set, ``provider_options`` and the read side included, and
+    the fields that may hold models (walked into)."""
+    names = cls.model_fields
+    fits = frozenset(
+        n for n in names if n in _SKIPPED or f"{prefix}{n}" in allowed or f"{prefix}{n}".startswith(prefixes)
+    )
+    nested = frozenset(n for n in names if n not in _SKIPPED and _may_hold_models(names[n].annotation))
+    return fits, nested
+
+
+def _may_hold_models(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_may_hold_models(arg) for arg in getattr(annotation, "__args__", ()))
 
 
 def _paths(model: BaseModel, prefix: str) -> list[str]:

@@ -278,6 +278,12 @@ def loads_decimal(data: str | bytes, *, object_pairs_hook: Callable[[list[tuple[
     exponent is beyond :data:`MAX_JSON_EXPONENT`, nesting deeper than the interpreter's recursion limit.
     """
     try:
+        # the common case: one decoder made once (json.loads makes one per call), the rest as json.loads does it
+        if object_pairs_hook is None:
+            if type(data) is bytes:
+                return _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
+            if type(data) is str and not data.startswith("\ufeff"):  # json.loads refuses a BOM in a str
+                return _DECODER.decode(data)
         return json.loads(
             data,
             parse_float=_parse_number,
@@ -298,3 +304,6 @@ def _parse_number(text: str) -> Decimal:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+_DECODER = json.JSONDecoder(parse_float=_parse_number, parse_int=int, parse_constant=_refuse_constant)

@@ -167,6 +167,57 @@ def test_payable_bills_are_not_supported() -> None:
         body(invoice(direction=Direction.PAYABLE))
 
 
+_PLAIN_CASES: list[dict[str, Any]] = [
+    {},
+    {"provider_options": {"payment_method": "PPD", "series": "A", "folio_number": 7, "conditions": "30 días"}},
+    {"provider_options": {"type": "I", "idempotency_key": "order-1"}},
+    {"provider_options": {"exchange": Decimal("17.2345")}, "currency": "USD"},
+    {"provider_options": {"exchange": "17.2345"}, "currency": "USD"},  # a str exchange: the wire model reads it
+    {"provider_options": {"export": "01", "pdf_options": {"codes": True}}},  # options the models carry as extras
+    {"provider_options": {"series": None}},
+    {"issue_date": TODAY - dt.timedelta(days=1), "quantity": "2.5", "reference": "Ref \"quoted\" \\ ñ \x00"},
+    {"counterparty": Party(provider_id="cus_123")},
+    {"reference": "\x00"},  # a string that is the encoder's placeholder: written the general way
+    {"reference": "tab\tnew\nline\r\x1f\x7f\u2028\ufeff \U0001f600 \\u0000"},  # escapes as dumps writes them
+    {"reference": "\ud800"},  # a lone surrogate cannot be sent: refused the same way on both paths
+    {"provider_options": {"folio_number": 10**30}},  # beyond what the plain path writes
+    {"counterparty": Party(name="ACME", tax_id="AAA010101AAA", phone="+52 55 1234 5678",
+                           address=Address(postal_code="01000", line1="Calle 1", city="CDMX", region="CDMX",
+                                           country="MX"),
+                           provider_options={"tax_system": 601, "exterior": "12", "neighborhood": "Centro"})},
+    {"counterparty": Party(name="ACME", tax_id="AAA010101AAA", address=Address(postal_code="01000"),
+                           provider_options={"tax_system": "601", "street": None, "zip_extra": 1})},
+    {"line_items": (LineItem(description="A", unit_price=Money("0.50", "MXN"), quantity="0.000001",
+                             provider_options={"product_key": "01010101", "unit_key": "H87", "sku": "S-1"}),
+                    LineItem(description="B", unit_price=Money("10", "MXN"),
+                             taxes=(Tax(type="iva", rate="0.16", included=True),
+                                    Tax(type="ISR", rate="0.10", withholding=True)),
+                             provider_options={"product_key": "01010101", "taxability": "02"}))},
+    {"line_items": (LineItem(description="C", unit_price=Money("1", "MXN"),
+                             provider_options={"product_key": "01010101", "discount": Decimal("0.5"),
+                                               "unit_name": 5}),)},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kwargs", _PLAIN_CASES)
+def test_the_plain_path_sends_what_the_wire_model_would(kwargs: dict[str, Any]) -> None:
+    """prepare_request writes simple bodies without the wire models: the bytes must be the model's, exactly."""
+    from billkit.providers.facturapi.mapping import prepare_request
+
+    one = invoice(**kwargs)
+    try:
+        model = build_request(one, today=TODAY, idempotency_key="bk-plain")
+    except ValidationError as refused:
+        with pytest.raises(ValidationError) as again:
+            prepare_request(one, today=TODAY, idempotency_key="bk-plain")
+        assert again.value.problems == refused.problems
+        return
+    prepared = prepare_request(one, today=TODAY, idempotency_key="bk-plain")
+    assert prepared.body == dumps(model.to_json())
+    assert (prepared.idempotency_key, prepared.external_id) == (model.idempotency_key, model.external_id)
+    assert prepared.request.to_json() == model.to_json()
+
+
 def test_provider_options_cannot_overwrite_what_billkit_writes() -> None:
     with pytest.raises(ValidationError) as err:
         body(invoice(provider_options={"customer": "cus_1", "async": True}))

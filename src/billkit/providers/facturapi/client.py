@@ -56,6 +56,7 @@ from billkit.providers.facturapi.mapping import (
     ADDRESS_OPTIONS,
     EMAIL,
     PROVIDER,
+    Prepared,
     customer_input,
     error_from_response,
     prepare_request,
@@ -149,20 +150,17 @@ class FacturapiAdapter(Adapter):
 
     def prepare(self, bill: Bill, *, prefix: str = "") -> InvoiceRequest:
         """The validated request body for ``bill`` (with its idempotency key). Sends nothing."""
-        return self._prepare(bill, prefix=prefix)[0]
+        return self._prepare(bill, prefix=prefix).request
 
-    def _prepare(self, bill: Bill, *, prefix: str = "") -> tuple[InvoiceRequest, bytes]:
+    def _prepare(self, bill: Bill, *, prefix: str = "") -> Prepared:
         return prepare_request(bill, today=self._today(), prefix=prefix)
 
-    def _send_create(
-        self, prepared: tuple[InvoiceRequest, bytes], *, background: bool
-    ) -> Flow[tuple[Response | None, Any]]:
+    def _send_create(self, req: Prepared, *, background: bool) -> Flow[tuple[Response | None, Any]]:
         """POST one create with its idempotency key; ``(response, invoice body)``."""
-        req, body = prepared
-        key = req.idempotency_key or ""
+        key = req.idempotency_key
         check = self._how_to_check(req)
-        request = Request("POST", "/invoices", params={"async": "true"} if background else None, encoded_json=body,
-                          idempotent=True, reference=key, how_to_check=check)  # fmt: skip
+        request = Request("POST", "/invoices", params={"async": "true"} if background else None,
+                          encoded_json=req.body, idempotent=True, reference=key, how_to_check=check)  # fmt: skip
         try:
             response = yield from self.ctx.transport.send(request)
         except (ConflictError, OutcomeUnknownError) as open_outcome:
@@ -182,14 +180,14 @@ class FacturapiAdapter(Adapter):
         return response, response.json()
 
     @staticmethod
-    def _how_to_check(req: InvoiceRequest) -> str:
+    def _how_to_check(req: InvoiceRequest | Prepared) -> str:
         ref = f" (external_id {req.external_id})" if req.external_id else ""
         return (
             f"Send the same bill again with provider_options={{'idempotency_key': '{req.idempotency_key}'}}{ref}: "
             "Facturapi answers with the invoice if the first attempt created it, and creates it once if not."
         )
 
-    def _find(self, req: InvoiceRequest) -> Flow[Any]:
+    def _find(self, req: InvoiceRequest | Prepared) -> Flow[Any]:
         """The invoice holding ``req``'s key, looked up by its external_id (a safe read), or None."""
         if not req.external_id:
             return None
@@ -225,7 +223,7 @@ class FacturapiAdapter(Adapter):
     def submit(self, bill: Bill) -> Flow[Started]:
         return (yield from self._submit(self._prepare(bill)))
 
-    def _submit(self, prepared: tuple[InvoiceRequest, bytes]) -> Flow[Started]:
+    def _submit(self, prepared: Prepared) -> Flow[Started]:
         response, body = yield from self._send_create(prepared, background=True)
         bill = to_bill(body, response)
         if not bill.provider_id:
@@ -239,7 +237,7 @@ class FacturapiAdapter(Adapter):
         """Validate every bill (one ValidationError lists all problems), then send the async creates under a
         concurrency limit. A create that fails becomes that item's error; the others go on."""
         problems: list[Problem] = []
-        reqs: list[tuple[InvoiceRequest, bytes]] = []
+        reqs: list[Prepared] = []
         seen: dict[str, int] = {}
         for i, bill in enumerate(bills):
             try:
@@ -248,7 +246,7 @@ class FacturapiAdapter(Adapter):
                 problems.extend(exc.problems)
                 continue
             reqs.append(prepared)
-            key = prepared[0].idempotency_key or ""
+            key = prepared.idempotency_key
             if key in seen:
                 problems.append(Problem(f"[{i}].provider_options.idempotency_key", f"same key as bill {seen[key]}"))
             seen.setdefault(key, i)

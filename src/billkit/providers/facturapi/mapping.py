@@ -62,10 +62,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pydantic
+import pydantic_core
 
 from billkit.errors import APIError, BillkitError, Problem, UnsupportedFeatureError, ValidationError
 from billkit.models import Address, Bill, BillStatus, Direction, LineItem, Party, Tax, check_supported
-from billkit.money import Money, exponent
+from billkit.money import Money, exponent, loads_decimal
 from billkit.providers.facturapi.wire import (
     AddressInput,
     CustomerInput,
@@ -75,7 +76,6 @@ from billkit.providers.facturapi.wire import (
     InvoiceRequest,
     ItemInput,
     ProductInput,
-    TaxInput,
     parse_datetime,
 )
 from billkit.transport import Response, default_error, encode_body, read_model
@@ -86,6 +86,7 @@ __all__ = [
     "PROVIDER",
     "STATUS_TABLE",
     "SUPPORTED",
+    "Prepared",
     "build_request",
     "customer_input",
     "error_from_response",
@@ -156,6 +157,11 @@ _ADDRESS_OPTIONS = frozenset({"exterior", "interior", "neighborhood", "municipal
 ADDRESS_OPTIONS = _ADDRESS_OPTIONS
 #: line-item options that belong to the item, not to its product
 _ITEM_OPTIONS = frozenset({"discount", "customs_keys", "complement", "parts", "third_party", "property_tax_account"})
+#: the address fields in the wire model's order (the plain path writes them so)
+_ADDRESS_ORDER = tuple(AddressInput.model_fields)
+#: line-item options the plain path writes as they are (strings), in ProductInput's order
+_PLAIN_PRODUCT_ORDER = ("unit_key", "unit_name", "sku")
+_PLAIN_PRODUCT_OPTIONS = frozenset(_PLAIN_PRODUCT_ORDER)
 #: body fields billkit writes itself; provider_options cannot replace them
 _OWNED = frozenset({"customer", "items", "currency", "external_id", "date"})
 
@@ -190,13 +196,57 @@ def build_request(
 ) -> InvoiceRequest:
     """The ``POST /invoices`` body for ``bill``. Every problem is collected into one ValidationError (field paths
     in billkit's terms, prefixed with ``prefix`` for bulks); nothing is sent."""
-    return prepare_request(bill, today=today, idempotency_key=idempotency_key, prefix=prefix)[0]
+    request = _model(_checked(bill, today, idempotency_key, prefix), prefix)
+    encode_body(request.to_json(), provider=PROVIDER, prefix=prefix)  # what provider_options brought must be sendable
+    return request
 
 
-def prepare_request(
-    bill: Bill, *, today: dt.date, idempotency_key: str | None = None, prefix: str = ""
-) -> tuple[InvoiceRequest, bytes]:
-    """:func:`build_request` and the body's JSON bytes (Decimals exact), each made once."""
+class Prepared:
+    """A create ready to send: its idempotency key, its ``external_id`` and its JSON bytes (encoded once). The wire
+    model (:attr:`request`) is built only when asked for: the plain path never needs it."""
+
+    __slots__ = ("_request", "body", "external_id", "idempotency_key")
+
+    def __init__(self, idempotency_key: str, external_id: str | None, body: bytes,
+                 request: InvoiceRequest | None = None) -> None:  # fmt: skip
+        self.idempotency_key = idempotency_key
+        self.external_id = external_id
+        self.body = body
+        self._request = request
+
+    @property
+    def request(self) -> InvoiceRequest:
+        """The body as the wire model (read back from the bytes sent, Decimals exact)."""
+        if self._request is None:
+            self._request = InvoiceRequest.model_validate(loads_decimal(self.body))
+        return self._request
+
+
+def prepare_request(bill: Bill, *, today: dt.date, idempotency_key: str | None = None, prefix: str = "") -> Prepared:
+    """:func:`build_request`'s checks, then the body's JSON bytes (Decimals exact), each made once. When every part
+    of the body is one the checks cover whole (the common case: string codes in ``provider_options``), the body is
+    written from the checked values without the wire models; otherwise the wire models check the shapes of what
+    ``provider_options`` brought first, exactly as :func:`build_request` does (a test holds both to the same
+    bytes)."""
+    parts = _checked(bill, today, idempotency_key, prefix)
+    body = _plain_body(parts)
+    if body is not None:
+        encoded = _encode_plain(body)
+        if encoded is not None:
+            return Prepared(body["idempotency_key"], bill.reference, encoded)
+    request = _model(parts, prefix)
+    encoded = encode_body(request.to_json(), provider=PROVIDER, prefix=prefix)
+    return Prepared(request.idempotency_key or "", request.external_id, encoded, request)
+
+
+#: what :func:`_checked` gives: the body's fields, the customer and the items as wire models or as plain dicts
+_Parts = tuple[dict[str, Any], bool]
+
+
+def _checked(bill: Bill, today: dt.date, idempotency_key: str | None, prefix: str) -> _Parts:
+    """Every check of ``bill`` (one ValidationError lists every problem), then the body's fields: the customer and
+    each item are plain dicts when the checks covered them whole, else wire models; ``True`` with them when the
+    whole body can be written as it is (see :func:`_plain_body`)."""
     if bill.direction is not Direction.RECEIVABLE:
         raise UnsupportedFeatureError(PROVIDER, f"direction={bill.direction.value}",
                                       "Facturapi issues invoices to customers (receivable)")  # fmt: skip
@@ -236,8 +286,13 @@ def prepare_request(
     }
     if currency == "MXN":
         body.pop("exchange", None)
+    plain = (not isinstance(customer, CustomerInput)) and all(type(item) is dict for item in items)
+    return body, plain and all(type(options[k]) in _PLAIN_OPTIONS.get(k, ()) for k in options.keys() & body.keys())
+
+
+def _model(parts: _Parts, prefix: str) -> InvoiceRequest:
     try:
-        request = InvoiceRequest.model_validate(body)
+        return InvoiceRequest.model_validate(parts[0])
     except pydantic.ValidationError as exc:
         raise ValidationError(
             [
@@ -246,10 +301,75 @@ def prepare_request(
             ],
             provider=PROVIDER,
         ) from None
-    return request, encode_body(request.to_json(), provider=PROVIDER, prefix=prefix)
 
 
-def _customer(party: Party | None, problem: Report) -> CustomerInput | str | None:
+#: the invoice options the plain path writes as they are, with the types the wire model keeps unchanged (any
+#: other option, or another type, goes through the wire model)
+_PLAIN_OPTIONS: dict[str, tuple[type, ...]] = {
+    "payment_form": (str,), "payment_method": (str,), "use": (str,), "type": (str,), "conditions": (str,),
+    "series": (str,), "folio_number": (int,), "exchange": (Decimal,),
+}  # fmt: skip
+_INVOICE_ORDER = tuple(InvoiceRequest.model_fields)
+
+
+def _plain_body(parts: _Parts) -> dict[str, Any] | None:
+    """The body in the wire model's field order with ``None`` left out (what ``InvoiceRequest.to_json()`` gives
+    for it), when every part of it is plain; else None."""
+    fields, plain = parts
+    if not plain:
+        return None
+    return {k: fields[k] for k in _INVOICE_ORDER if fields.get(k) is not None}
+
+
+def _encode_plain(body: dict[str, Any]) -> bytes | None:
+    """``body`` (a plain body: strings, bools, small ints, and Decimals where the wire model has them) as
+    :func:`~billkit.transport.dumps` writes it, by pydantic-core's encoder (the same escapes; a test holds them to
+    the same bytes): each Decimal goes in as a placeholder, which is then replaced by its exact digits. None when a
+    number is out of what ``dumps`` sends or a string of the body is the placeholder itself: then the general
+    path writes it, or says why it cannot."""
+    numbers: list[bytes] = []
+
+    def number(value: Any) -> str:
+        if type(value) is not Decimal or not value.is_finite():
+            raise TypeError
+        exp = value.as_tuple().exponent
+        if isinstance(exp, int) and (exp < -100 or exp > 100 or (value and abs(value.adjusted()) > 100)):
+            raise TypeError
+        numbers.append(format(value, "f").encode())
+        return "\x00"
+
+    try:  # in the order they are written: each item's quantity, price and tax rates, then the exchange rate
+        items = []
+        for item in body["items"]:
+            quantity = number(item["quantity"])
+            product = dict(item["product"])
+            product["price"] = number(product["price"])
+            product["taxes"] = [{**tax, "rate": number(tax["rate"])} for tax in product["taxes"]]
+            items.append({"quantity": quantity, "product": product})
+        written = {**body, "items": items}
+        if "exchange" in body:
+            written["exchange"] = number(body["exchange"])
+        folio = body.get("folio_number")
+        if folio is not None and not 0 < folio < _MAX_FOLIO:
+            return None
+        text = pydantic_core.to_json(written)
+    except (TypeError, ValueError):  # PydanticSerializationError is a ValueError (a lone surrogate, say)
+        return None
+    pieces = text.split(b'"\\u0000"')
+    if len(pieces) != len(numbers) + 1:
+        return None
+    out = [pieces[0]]
+    for digits, piece in zip(numbers, pieces[1:], strict=True):
+        out.append(digits)
+        out.append(piece)
+    return b"".join(out)
+
+
+#: the plain path writes folio numbers below this (the general encoder refuses whole numbers of 100 digits)
+_MAX_FOLIO = 10**18
+
+
+def _customer(party: Party | None, problem: Report) -> CustomerInput | dict[str, Any] | str | None:
     if party is None:
         problem("counterparty", "Facturapi needs the customer: a Party with name, tax_id, tax_system and zip, "
                                 "or provider_id of a saved customer")  # fmt: skip
@@ -286,6 +406,17 @@ def _customer(party: Party | None, problem: Report) -> CustomerInput | str | Non
         if len(country) != 3 or not country.isalpha():
             problem("counterparty.address.country", f"{address.country!r}: Facturapi wants ISO 3166 alpha-3 (MEX)")
     address_options = {k: options.pop(k) for k in sorted(_ADDRESS_OPTIONS & options.keys())}
+    if not options and all(type(v) is str for v in address_options.values()):
+        # plain: every field is a checked string (what CustomerInput keeps as it is), in the wire model's order
+        merged = {"zip": zip_code, "street": address.line1, "city": address.city, "state": address.region,
+                  "country": country, **address_options}  # fmt: skip
+        plain = {"legal_name": party.name or "", "tax_id": party.tax_id or "", "tax_system": tax_system,
+                 "address": {k: merged[k] for k in _ADDRESS_ORDER if merged.get(k) is not None}}  # fmt: skip
+        if party.email is not None:
+            plain["email"] = party.email
+        if party.phone is not None:
+            plain["phone"] = party.phone
+        return plain
     try:
         return CustomerInput.model_validate(
             {
@@ -317,6 +448,8 @@ def customer_input(party: Party) -> CustomerInput:
     """The ``POST /customers`` body for ``party`` (same rules as an invoice's inline customer)."""
     problems: list[Problem] = []
     built = _customer(party.model_copy(update={"provider_id": None}), lambda p, m: problems.append(Problem(p, m)))
+    if type(built) is dict and not problems:  # the plain form of a customer the checks covered whole
+        built = CustomerInput.model_validate(built)
     if problems or not isinstance(built, CustomerInput):
         raise ValidationError(problems or [Problem("counterparty", "not a customer")], provider=PROVIDER)
     return built
@@ -344,14 +477,14 @@ def _currency(bill: Bill, options: Mapping[str, Any], problem: Report) -> str:
     return currency
 
 
-def _items(bill: Bill, currency: str, problem: Report) -> list[ItemInput]:
+def _items(bill: Bill, currency: str, problem: Report) -> list[ItemInput | dict[str, Any]]:
     if not bill.line_items:
         problem("line_items", "at least one line item is required")
         return []
     if len(bill.line_items) > MAX_ITEMS:
         problem("line_items", f"{len(bill.line_items)} items; Facturapi takes at most {MAX_ITEMS} per invoice")
         return []
-    out: list[ItemInput] = []
+    out: list[ItemInput | dict[str, Any]] = []
     for i, item in enumerate(bill.line_items):
         built = _item(item, f"line_items[{i}]", problem)
         if built is not None:
@@ -359,7 +492,7 @@ def _items(bill: Bill, currency: str, problem: Report) -> list[ItemInput]:
     return out
 
 
-def _item(item: LineItem, path: str, problem: Report) -> ItemInput | None:
+def _item(item: LineItem, path: str, problem: Report) -> ItemInput | dict[str, Any] | None:
     options = dict(item.provider_options)
     item_fields = {k: options.pop(k) for k in sorted(_ITEM_OPTIONS & options.keys())}
     product_key = str(options.pop("product_key", "") or "")
@@ -393,6 +526,19 @@ def _item(item: LineItem, path: str, problem: Report) -> ItemInput | None:
         taxability = "01"  # see the module docstring: never let Facturapi add a tax the bill does not have
     if bad or any(t is None for t in taxes):
         return None
+    if not item_fields and options.keys() <= _PLAIN_PRODUCT_OPTIONS and all(type(v) is str for v in options.values()) \
+            and (taxability is None or type(taxability) is str):  # fmt: skip
+        # plain: checked values of the types ProductInput and ItemInput keep as they are, in their field order
+        product_body: dict[str, Any] = {"description": item.description, "product_key": product_key,
+                                        "price": item.unit_price.amount,
+                                        "tax_included": transferred == {True}}  # fmt: skip
+        if taxability is not None:
+            product_body["taxability"] = taxability
+        product_body["taxes"] = taxes
+        for name in _PLAIN_PRODUCT_ORDER:
+            if name in options:
+                product_body[name] = options[name]
+        return {"quantity": item.quantity, "product": product_body}
     try:
         product = ProductInput.model_validate(
             {
@@ -412,7 +558,7 @@ def _item(item: LineItem, path: str, problem: Report) -> ItemInput | None:
         return None
 
 
-def _tax(tax: Tax, path: str, problem: Report) -> TaxInput | None:
+def _tax(tax: Tax, path: str, problem: Report) -> dict[str, Any] | None:
     kind = tax.type.upper()
     if kind not in _TAX_TYPES:
         problem(f"{path}.type", f"{tax.type!r}: Facturapi taxes are IVA, ISR or IEPS (local taxes go through "
@@ -421,7 +567,8 @@ def _tax(tax: Tax, path: str, problem: Report) -> TaxInput | None:
     if tax.rate < 0 or tax.rate > 1:
         problem(f"{path}.rate", f"{tax.rate} is not a fraction between 0 and 1 (16 % is Decimal('0.16'))")
         return None
-    return TaxInput(type=kind, rate=tax.rate, withholding=True if tax.withholding else None)
+    # what TaxInput(type=kind, rate=tax.rate, withholding=True or None) dumps: a checked str and Decimal
+    return {"type": kind, "rate": tax.rate, **({"withholding": True} if tax.withholding else {})}
 
 
 def _check_codes(options: Mapping[str, Any], problem: Report) -> None:
