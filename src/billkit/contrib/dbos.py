@@ -469,6 +469,8 @@ class Engine:
             with self.sql.begin() as c:
                 gone = c.execute(sa.delete(_workers).where(_workers.c.executor == executor, _workers.c.beat < cutoff))
             if gone.rowcount == 1:
+                # DBOS's own recovery of an executor's PENDING workflows (what Conductor calls when a worker is
+                # lost); underscored in DBOS 3.4, so billkit pins dbos<4 and a test exercises it
                 DBOS._recover_pending_workflows([executor])
                 claimed.append(executor)
         return claimed
