@@ -8,6 +8,16 @@ per poll, whatever the bulk size, and resolves to a :class:`BulkResult` with one
 (matched by SRRID, or position, see :func:`~billkit.providers.accepteasy.mapping.match_bulk`). A top-level
 ``CreationFailed`` fails every item with its reason.
 
+**What a bulk item carries, in no extra request.** The bulk status documents per bill only ATID, STATUS,
+Location, PaymentReference, SRRID or ERROR, and no endpoint reads many bills by ATID. A succeeded item's Bill
+echoes what billkit sent for it (total in exact cents, description, expiry, address: a bill echoes its request
+fields, documented), kept by the client that sent the bulk; status OPEN with ``provider_status``
+``CreationSucceeded``. Its ``transaction_url`` is derived from the ATID only after
+``native.derive_payment_links(form)`` (**unverified** rule: the URL is documented as the API's answer and an AE
+Template may have its own domain, so nothing is derived by default). ShortURL, images and CreationDate exist only
+in a read of the bill: ``native.bulk_bills(bulk_id)`` (one GET per created bill, the fewest the API allows). A
+bulk resumed in another process has no request bodies: its items have no total.
+
 **Creates that are safe to retry.** AcceptEasy has no idempotency key. What is *documented*: an SRRID "if
 posted, needs to be unique", it is echoed and it is searchable with the bill. What is *billkit's choice*:
 
@@ -34,11 +44,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from array import array
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import pydantic
+import pydantic_core
 
 from billkit.client import Adapter, Capabilities, Credential, Secret
 from billkit.clock import Clock
@@ -52,11 +64,17 @@ from billkit.errors import (
 )
 from billkit.flows import AsyncIO, Emit, Flow, M, Native, Stream, SyncIO, expand, first, operation, stream_of
 from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
+from billkit.money import loads_decimal
 from billkit.operations import PollResult, Started
 from billkit.providers.accepteasy.mapping import (
+    DOCUMENTED_TRANSACTION_URL,
     PROVIDER,
+    BulkEntry,
     Prepared,
+    bulk_entries_from_bytes,
+    bulk_item_bill,
     bulk_srrid,
+    construct_checked,
     creation_status,
     error_from_response,
     how_to_check,
@@ -85,6 +103,7 @@ from billkit.providers.accepteasy.wire import (
     BulkAccepted,
     BulkBillStatus,
     BulkStatus,
+    ErrorInfo,
     PatchRequest,
     PatchResponse,
     PaymentMethod,
@@ -310,6 +329,7 @@ class AcceptEasyAdapter(Adapter):
         request = Request("POST", "/v2/Bill/bulk", encoded_json=bulk, how_to_check=check, reference=srrids[0])
         response = yield from self.ctx.transport.send(request)
         bulk_id = response.parse(BulkAccepted).BulkId
+        self._remember_sent(bulk_id, bulk, [len(r.body) for r in reqs])
         own = {str(i): s for i, s in enumerate(srrids) if s != bulk_srrid(seed, i) and s is not None}
         keys = base64.urlsafe_b64encode(b"".join(ref_key(r) for r in refs)).decode()
         state = {"bulk_id": bulk_id, "seed": seed, "count": len(reqs), "srrids": own, "ref_keys": keys}
@@ -318,6 +338,37 @@ class AcceptEasyAdapter(Adapter):
     def get(self, provider_id: str) -> Flow[Bill]:
         response = yield from self.ctx.transport.send(Request("GET", "/v2/Bill/{}", ids=(provider_id,)))
         return to_bill(response.json())
+
+    #: the form a bulk item's ``transaction_url`` is derived from (``{ATID}`` replaced), or None: no link is derived
+    #: (the default, see :data:`~billkit.providers.accepteasy.mapping.DOCUMENTED_TRANSACTION_URL`)
+    transaction_url_form: str | None = None
+
+    def _remember_sent(self, bulk_id: str, body: bytes, sizes: list[int]) -> None:
+        """Keep what a bulk sent, in this process: the one body already encoded and where each bill starts in it
+        (4 bytes a bill), so its items can echo what was sent (totals, descriptions, expiry) without a read."""
+        starts = array("L")
+        at = len(b'{"Bills":[')
+        for size in sizes:
+            starts.append(at)
+            at += size + 1
+        sent: dict[str, tuple[bytes, array[int], list[int]]] = self.__dict__.setdefault("_bulk_sent", {})
+        if len(sent) >= _REMEMBERED_BULKS:
+            sent.pop(next(iter(sent)))
+        sent[bulk_id] = (body, starts, sizes)
+
+    def _sent_body(self, bulk_id: str, index: int) -> dict[str, Any] | None:
+        """The request body billkit sent for item ``index`` of ``bulk_id``, decoded (None: not sent from this
+        process, e.g. after a resume elsewhere)."""
+        kept = self.__dict__.get("_bulk_sent", {}).get(bulk_id)
+        if kept is None or index >= len(kept[1]):
+            return None
+        body, starts, sizes = kept
+        start = starts[index]
+        part = body[start : start + sizes[index]]
+        decoded: dict[str, Any] = pydantic_core.from_json(part)  # billkit's own JSON: one pass from the bytes
+        if any(type(v) is float for v in decoded.values()):  # a number with a fraction (provider_options): exact
+            decoded = loads_decimal(part)
+        return decoded
 
     def poll(self, kind: str, state: Mapping[str, Any]) -> Flow[PollResult]:
         if kind == "create":
@@ -362,12 +413,13 @@ class AcceptEasyAdapter(Adapter):
     def _poll_bulk(self, state: Mapping[str, Any]) -> Flow[PollResult]:
         bulk_id = str(state["bulk_id"])
         response = yield from self.ctx.transport.send(Request("GET", "/v2/Bill/bulk/{}/status", ids=(bulk_id,)))
-        status = read_bulk_status(response)
+        read = read_bulk_entries(response)
+        status, error, entries = read
         srrids, refs = self._inputs(state)
         total = len(srrids)
-        if status.STATUS == "CreationFailed":
-            message = (status.ERROR.Message if status.ERROR else None) or "the bulk failed as a whole"
-            code = status.ERROR.code if status.ERROR else None
+        if status == "CreationFailed":
+            message = (error.Message if error else None) or "the bulk failed as a whole"
+            code = error.code if error else None
             items = tuple(
                 ItemResult(index=i, status=ItemStatus.FAILED,
                            error=OperationFailed(message, provider=PROVIDER, status=BillStatus.FAILED.value,
@@ -375,17 +427,17 @@ class AcceptEasyAdapter(Adapter):
                 for i in range(total)
             )  # fmt: skip
             result = BulkResult(items=items, provider=PROVIDER, provider_id=bulk_id)
-            return PollResult(status=BillStatus.FAILED, provider_status=status.STATUS, done=True, value=result,
+            return PollResult(status=BillStatus.FAILED, provider_status=status, done=True, value=result,
                               progress=(total, total))  # fmt: skip
-        done = status.STATUS == "ProcessingCompleted"
-        if not done and not status.Bills:  # still processing, nothing reported yet: no per-item result to build
-            return PollResult(status=BillStatus.PENDING, provider_status=status.STATUS, progress=(0, total),
+        done = status == "ProcessingCompleted"
+        if not done and not entries:  # still processing, nothing reported yet: no per-item result to build
+            return PollResult(status=BillStatus.PENDING, provider_status=status, progress=(0, total),
                               retry_after=response.retry_after)  # fmt: skip
-        result, finished = self._bulk_result(bulk_id, status.Bills or [], srrids, refs, final=done)
+        result, finished = self._bulk_result(bulk_id, entries, srrids, refs, final=done)
         if done:
-            return PollResult(status=BillStatus.OPEN, provider_status=status.STATUS, done=True, value=result,
+            return PollResult(status=BillStatus.OPEN, provider_status=status, done=True, value=result,
                               progress=(total, total))  # fmt: skip
-        return PollResult(status=BillStatus.PENDING, provider_status=status.STATUS, progress=(finished, total),
+        return PollResult(status=BillStatus.PENDING, provider_status=status, progress=(finished, total),
                           partial=result, retry_after=response.retry_after)  # fmt: skip
 
     def _inputs(self, state: Mapping[str, Any]) -> tuple[list[str | None], list[bytes]]:
@@ -405,7 +457,7 @@ class AcceptEasyAdapter(Adapter):
     def _bulk_result(
         self,
         bulk_id: str,
-        entries: Sequence[BulkBillStatus],
+        entries: Sequence[BulkEntry | BulkBillStatus],
         srrids: list[str | None],
         refs: list[bytes],
         *,
@@ -413,22 +465,21 @@ class AcceptEasyAdapter(Adapter):
     ) -> tuple[BulkResult, int]:
         """The per-item picture and how many items have ended. Items are made when first read."""
         matched, ambiguous = match_bulk(entries, srrids, refs, ref_key)
+        form = self.transaction_url_form
 
         def item(i: int) -> ItemResult:
             entry = matched.get(i)
             outcome = creation_status(entry.STATUS) if entry is not None else None
             if entry is not None and outcome is BillStatus.OPEN:
-                bill = Bill(reference=entry.PaymentReference, provider=PROVIDER, provider_id=entry.ATID,
-                            status=BillStatus.OPEN, provider_status=entry.STATUS,
-                            links={"location": entry.Location} if entry.Location else {},
-                            raw=entry.model_dump(mode="python", exclude_none=True))  # fmt: skip
-                return ItemResult(index=i, status=ItemStatus.SUCCEEDED, bill=bill, reference=entry.PaymentReference)
+                bill = bulk_item_bill(entry, self._sent_body(bulk_id, i), form)
+                return construct_checked(ItemResult, index=i, status=ItemStatus.SUCCEEDED, bill=bill,
+                                  reference=entry.PaymentReference)  # fmt: skip
             if entry is not None and outcome is BillStatus.FAILED:
                 message = (entry.ERROR.Message if entry.ERROR else None) or "creation failed"
                 error = OperationFailed(message, provider=PROVIDER, status=BillStatus.FAILED.value,
                                         provider_status=entry.STATUS, code=entry.ERROR.code if entry.ERROR else None,
                                         operation_id=entry.ATID,
-                                        raw=entry.model_dump(mode="python", exclude_none=True))  # fmt: skip
+                                        raw=_entry_raw(entry))  # fmt: skip
                 return ItemResult(index=i, status=ItemStatus.FAILED, error=error, reference=entry.PaymentReference)
             if not final:
                 return ItemResult(index=i, status=ItemStatus.PENDING)
@@ -509,6 +560,27 @@ def read_bulk_status(response: Response) -> BulkStatus:
         if entry.model_extra or (entry.ERROR is not None and entry.ERROR.model_extra):
             return response.parse(BulkStatus)
     return status
+
+
+def read_bulk_entries(
+    response: Response,
+) -> tuple[str | None, ErrorInfo | None, list[BulkEntry] | list[BulkBillStatus]]:
+    """A bulk status as ``(STATUS, ERROR, entries)``, decoded once from the bytes with no model per entry
+    (:func:`~billkit.providers.accepteasy.mapping.bulk_entries_from_bytes`); an answer with anything AcceptEasy does
+    not document is read the exact way instead (:func:`read_bulk_status`: Decimal numbers, the wire models)."""
+    fast = bulk_entries_from_bytes(response.content)
+    if fast is not None:
+        data, entries = fast
+        error = data.get("ERROR")
+        info = None if error is None or error == "" else ErrorInfo(Message=error) if isinstance(error, str) else (
+            ErrorInfo.model_validate(error))  # fmt: skip
+        return data.get("STATUS"), info, entries
+    status = read_bulk_status(response)
+    return status.STATUS, status.ERROR, list(status.Bills or ())
+
+
+def _entry_raw(entry: BulkEntry | BulkBillStatus) -> dict[str, Any]:
+    return entry.raw if isinstance(entry, BulkEntry) else entry.model_dump(mode="python", exclude_none=True)
 
 
 #: bulks whose inputs an adapter keeps between polls
@@ -597,6 +669,34 @@ class AcceptEasyNative(Native[M]):
     def bulk_status(self, bulk_id: str) -> Flow[BulkStatus]:
         response = yield from self._send(Request("GET", "/v2/Bill/bulk/{}/status", ids=(bulk_id,)))
         return read_bulk_status(response)
+
+    @operation
+    def bulk_bills(self, bulk_id: str) -> Flow[list[BillResponse]]:
+        """Every bill a bulk created, read whole: one ``GET /v2/Bill/bulk/{BulkId}/status`` then one
+        ``GET /v2/Bill/{ATID}`` per ``CreationSucceeded`` entry, in the status's order. The only way to the fields a
+        bulk status does not carry (ShortURL, image links, CreationDate, the bill's own Status and events):
+        AcceptEasy documents no endpoint that returns many bills by ATID (``Search/Bill`` filters by
+        PaymentReference or e-mail only). A bulk that is still processing gives the bills created so far."""
+        response = yield from self._send(Request("GET", "/v2/Bill/bulk/{}/status", ids=(bulk_id,)))
+        _, _, entries = read_bulk_entries(response)
+        bills: list[BillResponse] = []
+        for entry in entries:
+            if creation_status(entry.STATUS) is BillStatus.OPEN and entry.ATID:
+                bills.append((yield from AcceptEasyNative.get_bill.flow(self, entry.ATID)))
+        return bills
+
+    def derive_payment_links(self, form: str | None = DOCUMENTED_TRANSACTION_URL) -> None:
+        """Give every succeeded bulk item a ``transaction_url`` made from its ATID with ``form`` (``{ATID}`` is
+        replaced), so a bulk's payment links need no read per bill; ``None`` stops it (the default).
+
+        **Unverified**: AcceptEasy's documents show the transaction page as
+        ``https://transaction.accepteasy.com/Landing?id={ATID}&detail=true`` (and ``.../{ATID}``), but present it
+        as a URL the API returns, and an AE Template may have a custom domain (``https://pay.yourcompany.com/
+        {ATID}``). So billkit derives nothing unless asked: pass your template's form. The ShortURL cannot be
+        derived (read it with :meth:`bulk_bills` or ``get_bill``)."""
+        if form is not None and "{ATID}" not in form:
+            raise ValidationError([Problem("form", f"{form!r} has no {{ATID}} to replace")], provider=PROVIDER)
+        self._adapter.transaction_url_form = form
 
     @operation
     def payment_methods(self, atid: str) -> Flow[list[PaymentMethod]]:

@@ -32,9 +32,12 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
 
 import pydantic
+import pydantic_core
 
 from billkit.errors import APIError, Problem, UnsupportedFeatureError, ValidationError
 from billkit.models import Bill, BillStatus, Direction, Party, check_supported
@@ -44,6 +47,7 @@ from billkit.providers.accepteasy.wire import (
     BillRequest,
     BillResponse,
     BulkBillStatus,
+    ErrorInfo,
     format_datetime,
     parse_datetime_text,
 )
@@ -51,6 +55,7 @@ from billkit.transport import Response, check_sendable, default_error, encode_bo
 
 __all__ = [
     "CREATION_STATUS",
+    "DOCUMENTED_TRANSACTION_URL",
     "MAX_DESCRIPTION",
     "MAX_PAYMENT_REFERENCE",
     "MAX_RECORD_DATA_VALUE",
@@ -58,7 +63,10 @@ __all__ = [
     "PROVIDER",
     "STATUS_TABLE",
     "SUPPORTED_FIELDS",
+    "BulkEntry",
     "build_request",
+    "bulk_entries_from_bytes",
+    "bulk_item_bill",
     "creation_status",
     "error_from_response",
     "expiry_limit",
@@ -469,12 +477,88 @@ def is_duplicate_srrid(message: str | None) -> bool:
     return "srrid" in text and any(w in text for w in ("exist", "unique", "duplicate", "already", "in use"))
 
 
+class EntryLike(Protocol):
+    """What :func:`match_bulk` reads of a bulk-status entry: a :class:`BulkBillStatus` or a :class:`BulkEntry`."""
+
+    @property
+    def STATUS(self) -> str | None: ...
+    @property
+    def PaymentReference(self) -> str | None: ...
+    @property
+    def SRRID(self) -> str | None: ...
+    @property
+    def ERROR(self) -> ErrorInfo | None: ...
+
+
+E = TypeVar("E", bound=EntryLike)
+
+#: the keys a bulk-status entry has in AcceptEasy's documents (billBulk.md), and those of the status itself
+_ENTRY_KEYS = frozenset({"ATID", "STATUS", "Location", "PaymentReference", "SRRID", "ERROR"})
+_STATUS_KEYS = frozenset({"BulkId", "STATUS", "Bills", "ERROR"})
+
+
+class BulkEntry:
+    """One entry of a bulk status, read from the decoded JSON without a pydantic model: a 10,000-bill bulk's
+    final status is 10,000 of these, made in one pass. Same attributes as :class:`BulkBillStatus` (``ERROR`` is
+    an :class:`ErrorInfo`, made only for failed entries); ``raw`` is the entry as AcceptEasy sent it."""
+
+    __slots__ = ("ATID", "ERROR", "Location", "PaymentReference", "SRRID", "STATUS", "raw")
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        get = raw.get
+        self.raw = raw
+        self.ATID: str | None = get("ATID")
+        self.STATUS: str | None = get("STATUS")
+        self.Location: str | None = get("Location")
+        self.PaymentReference: str | None = get("PaymentReference")
+        self.SRRID: str | None = get("SRRID")
+        error = get("ERROR")
+        self.ERROR: ErrorInfo | None = (
+            None if error is None or error == "" else ErrorInfo(Message=error) if isinstance(error, str)
+            else ErrorInfo.model_validate(error)
+        )  # fmt: skip
+
+
+def _plain_error(value: Any) -> bool:
+    return value is None or type(value) is str or (
+        type(value) is dict and value.keys() <= {"Message"} and type(value.get("Message", "")) in (str, type(None))
+    )  # fmt: skip
+
+
+def bulk_entries_from_bytes(content: bytes) -> tuple[dict[str, Any], list[BulkEntry]] | None:
+    """A bulk status decoded once from its bytes (pydantic-core's reader), its entries as :class:`BulkEntry`:
+    ``(status, entries)``. None when the answer has anything AcceptEasy does not document (another key, a
+    number, another type), or is not JSON: the caller then reads it the exact way (Decimal numbers, the wire
+    model's errors)."""
+    try:
+        data = pydantic_core.from_json(content)
+    except ValueError:
+        return None
+    if type(data) is not dict or not data.keys() <= _STATUS_KEYS or not _plain_error(data.get("ERROR")):
+        return None
+    if type(data.get("STATUS", "")) is not str or type(data.get("BulkId", "")) is not str:
+        return None
+    bills = data.get("Bills")
+    if bills is None:
+        return data, []
+    if type(bills) is not list:
+        return None
+    keys, text = _ENTRY_KEYS, str
+    for raw in bills:
+        if type(raw) is not dict or not raw.keys() <= keys:
+            return None
+        for key, value in raw.items():
+            if type(value) is not text and (key != "ERROR" or not _plain_error(value)):
+                return None
+    return data, [BulkEntry(raw) for raw in bills]
+
+
 def match_bulk(
-    entries: Sequence[BulkBillStatus],
+    entries: Sequence[E],
     srrids: Sequence[str | None],
     refs: Sequence[Any],
     ref_of: Callable[[str | None], Any] = lambda ref: ref,
-) -> tuple[dict[int, BulkBillStatus], dict[int, list[BulkBillStatus]]]:
+) -> tuple[dict[int, E], dict[int, list[E]]]:
     """Attribute bulk-status entries to inputs: ``(matched, ambiguous)`` by input index. Never by guess:
 
     1. by SRRID (billkit sends one with every bill; succeeded entries echo it);
@@ -489,7 +573,7 @@ def match_bulk(
     at all are in neither. ``refs`` are the inputs' references as ``ref_of`` gives them for an entry's
     PaymentReference (the references themselves, or their :func:`ref_key`).
     """
-    matched: dict[int, BulkBillStatus] = {}
+    matched: dict[int, E] = {}
     aligned = len(entries) == len(refs) and all(
         ref_of(e.PaymentReference) == refs[i] and (e.SRRID is None or srrids[i] == e.SRRID)
         for i, e in enumerate(entries)
@@ -497,7 +581,7 @@ def match_bulk(
     if aligned:
         return dict(enumerate(entries)), {}
     by_srrid = {s: i for i, s in enumerate(srrids) if s}
-    rest: list[tuple[int, BulkBillStatus]] = []
+    rest: list[tuple[int, E]] = []
     for pos, entry in enumerate(entries):
         index = by_srrid.get(entry.SRRID or "")
         if index is not None and index not in matched:
@@ -505,10 +589,10 @@ def match_bulk(
         else:
             rest.append((pos, entry))
     later = [entry for _, entry in rest]
-    groups: dict[Any, list[BulkBillStatus]] = {}
+    groups: dict[Any, list[E]] = {}
     for entry in later:
         groups.setdefault(ref_of(entry.PaymentReference), []).append(entry)
-    ambiguous: dict[int, list[BulkBillStatus]] = {}
+    ambiguous: dict[int, list[E]] = {}
     for ref, group in groups.items():
         inputs = [i for i, r in enumerate(refs) if r == ref and i not in matched]
         if not inputs:
@@ -520,3 +604,79 @@ def match_bulk(
             for i in inputs:
                 ambiguous[i] = group
     return matched, ambiguous
+
+
+#: The transaction (payment) page of a bill as AcceptEasy's documents show it for the default domain
+#: ([SER] examples: ``https://transaction.accepteasy.com/Landing?id={ATID}&detail=true``). **Unverified** as a rule:
+#: the docs present it as a URL the API returns, and an AE Template may have a custom domain
+#: (``https://pay.yourcompany.com/{ATID}``), so billkit derives a link from it only when asked
+#: (``client.native.derive_payment_links(...)``).
+DOCUMENTED_TRANSACTION_URL = "https://transaction.accepteasy.com/Landing?id={ATID}&detail=true"
+
+
+def bulk_item_bill(entry: BulkEntry | BulkBillStatus, sent: Mapping[str, Any] | None, link_form: str | None) -> Bill:
+    """The Bill of a succeeded bulk entry, without reading the bill: what the bulk status says (ATID, SRRID,
+    PaymentReference, Location, ``CreationSucceeded``) and what billkit sent for it (``sent``, the request body
+    AcceptEasy echoes in a bill: Description, Amount as an exact total, ExpiryDate, Address). Status is OPEN (a
+    created bill is open until it counts down, is paid or expires; ``provider_status`` keeps the bulk's
+    ``CreationSucceeded``). ``links`` has ``location`` and, when ``link_form`` is given, ``transaction_url`` made
+    from the ATID. ShortURL, image links and CreationDate exist only in a read of the bill."""
+    atid = entry.ATID
+    links: dict[str, str] = {}
+    if entry.Location:
+        links["location"] = entry.Location
+    if link_form is not None and atid:
+        links["transaction_url"] = link_form.replace("{ATID}", atid)
+    raw = entry.raw if isinstance(entry, BulkEntry) else entry.model_dump(mode="python", exclude_none=True)
+    # every value below is checked already (billkit's own request, the status's strings): built without
+    # validating again, so reading 10,000 items stays cheap
+    if sent is None:
+        return construct_checked(Bill, reference=entry.PaymentReference, provider=PROVIDER, provider_id=atid,
+                                    status=BillStatus.OPEN, provider_status=entry.STATUS, links=links, raw=raw,
+                                    provider_options=_NO_OPTIONS)  # fmt: skip
+    cents = sent.get("Amount")
+    total = Money(_CENT * cents, CURRENCY) if type(cents) is int else None
+    expiry = sent.get("ExpiryDate")
+    due = _date_of(expiry) if isinstance(expiry, str) else None
+    address = sent.get("Address")
+    party = None
+    if isinstance(address, Mapping) and (address.get("Email") or address.get("PhoneNumber")):
+        party = Party(email=address.get("Email") or None, phone=address.get("PhoneNumber") or None)
+    return construct_checked(Bill, counterparty=party, reference=entry.PaymentReference or sent.get("PaymentReference"),
+                                description=sent.get("Description"), due_date=due, total=total, provider=PROVIDER,
+                                provider_id=atid, status=BillStatus.OPEN, provider_status=entry.STATUS,
+                                amount_due=total, links=links, raw=raw, provider_options=_NO_OPTIONS)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)  # a bulk's bills mostly share an expiry
+def _date_of(expiry: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(expiry[:10])
+    except ValueError:
+        return None
+
+
+_CENT = Decimal("0.01")
+
+_M = TypeVar("_M", bound=pydantic.BaseModel)
+_DEFAULTS: dict[type[pydantic.BaseModel], dict[str, Any]] = {}
+
+
+def construct_checked(cls: type[_M], **values: Any) -> _M:
+    """``cls.model_construct(**values)`` for models without private attributes or extras, with the defaults read
+    once per class (pydantic's own looks each default up, and copies it, per call: most of an item's cost). Every
+    field whose default is mutable must be given."""
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS[cls] = {
+            name: field.get_default(call_default_factory=True) for name, field in cls.model_fields.items()
+        }
+    made = cls.__new__(cls)
+    object.__setattr__(made, "__dict__", {**defaults, **values})
+    object.__setattr__(made, "__pydantic_fields_set__", set(values))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
+
+
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})  # a read bill has none; shared, read-only
