@@ -306,3 +306,60 @@ def test_a_refusal_that_names_no_item_fails_the_whole_submission_instead_of_send
     assert summary.counts["failed"] == 4 and summary.finished
     [(group, rows)] = summary.failures.items()
     assert "rejected whole" in group and rows == [1, 2, 3, 4]
+
+
+_FORMAT_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
+CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE logins (at REAL NOT NULL);
+CREATE TABLE webhook_events (key TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE inputs (idx INTEGER PRIMARY KEY, bill TEXT NOT NULL);
+CREATE TABLE items (idx INTEGER PRIMARY KEY, row INTEGER NOT NULL, key TEXT, state TEXT NOT NULL, owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, first_sent REAL, submission INTEGER REFERENCES submissions(id),
+    provider_id TEXT, status TEXT, error_type TEXT, error TEXT, result TEXT, updated REAL NOT NULL);
+CREATE INDEX items_state ON items (state, owner);
+CREATE INDEX items_submission ON items (submission);
+"""
+
+
+def test_a_journal_of_format_1_is_migrated_when_opened_and_runs_to_the_end(tmp_path: Path) -> None:
+    """Format 1 (bills in a table of their own, items indexed by state and submission) becomes the current format
+    in one transaction when opened: every bill, state, result and submission's order kept, nothing misread."""
+    assert FORMAT == 2
+    pinned = [billkit.batch.create(tmp_path / f"k{i}", [b], provider="accepteasy").memo[0]
+              for i, b in enumerate(bills_for("accepteasy", 4))]  # fmt: skip
+    db = sqlite3.connect(tmp_path / "old", isolation_level=None)
+    db.executescript(_FORMAT_1)
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", "1"), ("provider", "accepteasy"),
+                   ("seed", "s"), ("source", ""), ("created", "0"), ("options", "{}")])  # fmt: skip
+    db.execute("INSERT INTO submissions VALUES (7, 'not-a-token', 0)")
+    rows = [(0, 1, "k0", "done", None, 1, None, None, "AT-0", "open", None, None, '{"links": {"payment": "u"}}', 0),
+            (1, 2, "k1", "submitted", None, 1, 0.0, 7, None, None, None, None, None, 0),
+            (2, 3, None, "invalid", None, 0, None, None, None, None, "ValidationError", "bad total", None, 0),
+            (3, 4, "k3", "submitted", None, 1, 0.0, 7, None, None, None, None, None, 0),
+            (4, 5, "k4", "pending", None, 0, None, None, None, None, None, None, None, 0)]  # fmt: skip
+    db.executemany(f"INSERT INTO items VALUES ({','.join('?' * 14)})", rows)
+    bills = {0: pinned[0], 1: pinned[1], 3: pinned[2], 4: pinned[3]}
+    db.executemany("INSERT INTO inputs VALUES (?, ?)", [(i, b.model_dump_json()) for i, b in bills.items()])
+    db.execute("PRAGMA application_id=0x626B6A31")
+    db.execute("PRAGMA user_version=1")
+    db.close()
+
+    with Journal(tmp_path / "old") as journal:
+        assert journal._db.execute("PRAGMA user_version").fetchone()[0] == FORMAT
+        assert journal.meta["format"] == str(FORMAT)
+        tables = {r[0] for r in journal._db.execute("SELECT name FROM sqlite_master")}
+        assert "inputs" not in tables and "items_state" not in tables
+        for idx, bill in bills.items():
+            assert Bill.model_validate_json(journal.bill(idx) or "") == bill
+        assert journal.bill(2) is None
+        assert journal.positions(7) == {1: 0, 3: 1}
+        assert journal.counts() == {"pending": 1, "sending": 0, "submitted": 2, "done": 1, "failed": 0,
+                                    "unknown": 0, "invalid": 1}  # fmt: skip
+        assert next(journal.rows())["links"] == {"payment": "u"}
+    with Journal(tmp_path / "old") as again:  # opened again: nothing left to migrate
+        assert again.positions(7) == {1: 0, 3: 1}
+        summary = billkit.batch.run(again, sandbox=True, settle=0)
+    # the token cannot be read: its items are looked up (absent from a fresh sandbox) and sent again
+    assert summary.counts["done"] == 4 and summary.counts["invalid"] == 1, summary.counts

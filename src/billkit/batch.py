@@ -31,7 +31,6 @@ a journal through :class:`Slots` (lock files next to the journal, released by th
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
+from pydantic_core import to_json
 
 from billkit.durable import proves_not_created as _definite
 from billkit.errors import (
@@ -457,7 +457,7 @@ class _Runner:
 
     @staticmethod
     def _done(item: Item, bill: Bill) -> Outcome:
-        result = json.dumps({"links": dict(bill.links)}) if bill.links else None
+        result = to_json({"links": dict(bill.links)}).decode() if bill.links else None
         status = bill.status.value if bill.status else None
         return (item.idx, "done", bill.provider_id, status, result, None, None)
 

@@ -17,7 +17,14 @@ heartbeat is older than its lease). So several processes can share one journal a
 holds.
 
 **Versions**: the file carries ``PRAGMA user_version`` and an ``application_id``. A file of another application, or
-of a newer journal format, is refused (:class:`JournalError`); an older format is migrated in one transaction.
+of a newer journal format, is refused (:class:`JournalError`); an older format is migrated in one transaction when
+it is opened (format 1, which kept the bills in a table of their own, becomes format 2).
+
+**Format 2** keeps each item in one row (its bill inline, written once with the row) and no index beside the
+items' own order (every index on a state costs a delete and an insert for each item at each change of state), and
+lists each submission's items in the submission's row: a chunk costs one insert per item, two range updates (the
+claim with its intent, the submission) and one update per item for its result. A claim scans in idx order from
+where this process's last claim ended, and from the start before it answers that nothing is left.
 """
 
 from __future__ import annotations
@@ -30,30 +37,30 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from billkit.errors import JournalError
 
 __all__ = ["FORMAT", "STATES", "TERMINAL", "Item", "Journal", "JournalError"]
 
 #: the journal format this billkit writes (``PRAGMA user_version``)
-FORMAT = 1
+FORMAT = 2
 #: ``PRAGMA application_id`` of a billkit journal ("bkj1")
 APPLICATION_ID = 0x626B6A31
 STATES = ("pending", "sending", "submitted", "done", "failed", "unknown", "invalid")
 TERMINAL = frozenset({"done", "failed", "unknown", "invalid"})
+_OPEN = "state IN ('pending', 'sending', 'submitted')"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
-CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL);
+-- items: the submission's items (their idx, a JSON array), in the order sent: an item's position in it is its
+-- position in the submission's result
+CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL,
+                          items TEXT NOT NULL DEFAULT '[]');
 CREATE TABLE logins (at REAL NOT NULL);
 CREATE TABLE webhook_events (key TEXT PRIMARY KEY, at REAL NOT NULL);
--- the bills as JSON, each with its provider key pinned, written once (an invalid row has none), apart from the
--- items, so that the many small updates of an item's state do not rewrite its bill
-CREATE TABLE inputs (idx INTEGER PRIMARY KEY, bill TEXT NOT NULL);
 CREATE TABLE items (
     idx INTEGER PRIMARY KEY,          -- the input's position, from 0
     row INTEGER NOT NULL,             -- its row in the source file (1-based), or idx + 1
@@ -62,21 +69,19 @@ CREATE TABLE items (
     owner TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     first_sent REAL,                  -- wall time of the first send (the window a look-up searches)
-    submission INTEGER REFERENCES submissions(id),  -- its items, in idx order, are the submission's inputs
+    submission INTEGER REFERENCES submissions(id),  -- the last submission it was sent in
     provider_id TEXT,
     status TEXT,                      -- the bill's status when done
     error_type TEXT,
     error TEXT,
     result TEXT,                      -- the resulting bill as JSON
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    bill TEXT                         -- the bill as JSON with its key pinned, written once (NULL when invalid)
 );
-CREATE INDEX items_state ON items (state, owner);
-CREATE INDEX items_submission ON items (submission);
 """
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One row of the journal, as the runner reads it."""
 
     idx: int
@@ -95,8 +100,12 @@ class Item:
 _ITEM_COLUMNS = "idx, row, key, state, attempts, first_sent, submission, provider_id, status, error_type, error"
 
 
-def _item(row: Sequence[Any]) -> Item:
-    return Item(*row)
+def _span(idxs: Sequence[int]) -> tuple[str, tuple[int, ...]]:
+    """A condition selecting exactly the (sorted, distinct) ``idxs``, and its parameters: a range where they are
+    consecutive (a chunk, as a rule), else a list."""
+    if idxs and idxs[-1] - idxs[0] + 1 == len(idxs):
+        return "idx BETWEEN ? AND ?", (idxs[0], idxs[-1])
+    return f"idx IN ({','.join('?' * len(idxs))})", tuple(idxs)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -122,13 +131,17 @@ class Journal:
         if not _create and not self.path.exists():
             raise JournalError(f"no journal at {self.path}")
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0, check_same_thread=False)
-        if not _create:
-            self._check_format()  # before anything is written to a file that may be somebody else's
+        version = FORMAT if _create else self._check_format()  # before writing to what may be somebody else's
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives the process being killed (not a power cut, which FULL would cover)
         self._db.execute("PRAGMA synchronous=NORMAL")
+        if version < FORMAT:
+            self._migrate()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._registered = False
+        #: where the next claim starts scanning (items before it were taken or finished when this process last
+        #: looked; a claim that finds nothing from here looks again from the start)
+        self._scan_from = 0
         #: bills this process journaled, by idx, so that its own run need not read them back
         self.memo: dict[int, Any] = {}
         #: the wall clock of the provider's time: the time of a send (the window a look-up searches) is read from
@@ -158,7 +171,7 @@ class Journal:
             journal._db.execute(f"PRAGMA user_version={FORMAT}")
         return journal
 
-    def _check_format(self) -> None:
+    def _check_format(self) -> int:
         try:
             app = self._db.execute("PRAGMA application_id").fetchone()[0]
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -176,7 +189,34 @@ class Journal:
             )
         if version < 1:
             raise JournalError(f"{self.path} has journal format {version}, which no billkit wrote")
-        # format 1 is the first: older formats would be migrated here, in one transaction
+        return int(version)
+
+    def _migrate(self) -> None:
+        """An older format brought to this one, in one transaction (every process opening it waits for it, and
+        one that took the lock second finds it done). Format 1 kept the bills in ``inputs`` and indexed every
+        item by state and by submission: the bills move into their items, a submission lists its items."""
+        try:
+            with self._write() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version == 1:
+                    db.execute("ALTER TABLE items ADD COLUMN bill TEXT")
+                    db.execute("UPDATE items SET bill = (SELECT bill FROM inputs WHERE inputs.idx = items.idx)")
+                    db.execute("DROP TABLE inputs")
+                    db.execute("DROP INDEX IF EXISTS items_state")
+                    db.execute("DROP INDEX IF EXISTS items_submission")
+                    db.execute("ALTER TABLE submissions ADD COLUMN items TEXT NOT NULL DEFAULT '[]'")
+                    for (sub,) in db.execute("SELECT id FROM submissions").fetchall():
+                        idxs = [r[0] for r in db.execute(
+                            "SELECT idx FROM items WHERE submission = ? ORDER BY idx", (sub,)
+                        )]  # fmt: skip
+                        db.execute("UPDATE submissions SET items = ? WHERE id = ?", (json.dumps(idxs), sub))
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT),))
+                    db.execute(f"PRAGMA user_version={FORMAT}")
+                elif version != FORMAT:
+                    raise JournalError(f"{self.path}: journal format {version} cannot be migrated")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise JournalError(f"{self.path}: migrating the journal to format {FORMAT} failed ({exc})") from None
 
     @property
     def meta(self) -> dict[str, str]:
@@ -198,10 +238,7 @@ class Journal:
     def close(self) -> None:
         with self._write():
             # unfinished items go back; a finished one keeps the owner that finished it (host:pid:run)
-            self._db.execute(
-                "UPDATE items SET owner = NULL WHERE owner = ? AND state IN ('pending', 'sending', 'submitted')",
-                (self.owner,),
-            )
+            self._db.execute(f"UPDATE items SET owner = NULL WHERE {_OPEN} AND owner = ?", (self.owner,))
             self._db.execute("DELETE FROM owners WHERE id = ?", (self.owner,))
         self._db.close()
 
@@ -228,23 +265,19 @@ class Journal:
         now = time.time()
         with self._write() as db:
             start = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM items").fetchone()[0]
-            rows, inputs = [], []
-            for i, (row, bill, key, error) in enumerate(items):
-                bad = error is not None or bill is None
-                rows.append((start + i, row, key, "invalid" if bad else "pending",
-                             "ValidationError" if error else None, error, now))  # fmt: skip
-                if bill is not None and not bad:
-                    inputs.append((start + i, bill))
+            rows = [(start + i, row, key, "pending", None, None, now, bill) if error is None and bill is not None
+                    else (start + i, row, key, "invalid", "ValidationError" if error else None, error, now, None)
+                    for i, (row, bill, key, error) in enumerate(items)]  # fmt: skip
             db.executemany(
-                "INSERT INTO items (idx, row, key, state, error_type, error, updated) VALUES (?,?,?,?,?,?,?)", rows
+                "INSERT INTO items (idx, row, key, state, error_type, error, updated, bill) VALUES (?,?,?,?,?,?,?,?)",
+                rows,
             )
-            db.executemany("INSERT INTO inputs VALUES (?, ?)", inputs)
         return len(rows)
 
     def bill(self, idx: int) -> str | None:
         """The bill of item ``idx``, as JSON with its key pinned (None for an invalid row)."""
-        row = self._db.execute("SELECT bill FROM inputs WHERE idx = ?", (idx,)).fetchone()
-        return None if row is None else str(row[0])
+        row = self._db.execute("SELECT bill FROM items WHERE idx = ?", (idx,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     # -- claims ----------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -274,60 +307,62 @@ class Journal:
         the items returned carry the state they had before, which tells the caller what to do with each."""
         if not self._registered:
             self.heartbeat()
-        marks = ",".join("?" * len(states))
+        wanted = ",".join("?" * len(states))
+        free = "(owner IS NULL OR owner NOT IN (SELECT id FROM owners))"
         with self._write() as db:
             gone = self._gone(db)
             if gone:
                 db.executemany("UPDATE items SET owner = NULL WHERE owner = ?", [(g,) for g in gone])
                 db.executemany("DELETE FROM owners WHERE id = ?", [(g,) for g in gone])
-            picked = [r[0] for r in db.execute(
-                f"SELECT idx FROM items WHERE (owner IS NULL OR owner NOT IN (SELECT id FROM owners)) "
-                f"AND state IN ({marks}) ORDER BY idx LIMIT ?",
-                (*states, limit),
-            )]  # fmt: skip
-            subs = sorted({s[0] for s in db.execute(
-                f"SELECT DISTINCT submission FROM items WHERE idx IN ({','.join('?' * len(picked))}) "
-                "AND submission IS NOT NULL", picked,
-            )}) if picked else []  # fmt: skip
-            for sub in subs:
-                picked.extend(r[0] for r in db.execute(
-                    "SELECT idx FROM items WHERE submission = ? AND state = 'submitted' "
-                    "AND (owner IS NULL OR owner NOT IN (SELECT id FROM owners))", (sub,)
-                ))  # fmt: skip
-            picked = sorted(set(picked))
-            if not picked:
+            query = (f"SELECT {_ITEM_COLUMNS} FROM items WHERE idx >= ? AND state IN ({wanted}) AND {free} "
+                     "ORDER BY idx LIMIT ?")  # fmt: skip
+            rows = db.execute(query, (self._scan_from, *states, limit)).fetchall()
+            if not rows and self._scan_from:
+                rows = db.execute(query, (0, *states, limit)).fetchall()
+            if not rows:
                 return []
-            marks = ",".join("?" * len(picked))
-            rows = db.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE idx IN ({marks}) ORDER BY idx", picked
-            ).fetchall()
-            db.execute(f"UPDATE items SET owner = ? WHERE idx IN ({marks})", (self.owner, *picked))
-            # the intent of the pending ones: they are sent as soon as this returns
+            self._scan_from = rows[-1][0] + 1
+            subs = sorted({r[6] for r in rows if r[6] is not None})
+            if subs:  # the rest of a submission being resumed comes with it
+                more: dict[int, Any] = {}
+                for sub in subs:
+                    members = json.loads(db.execute("SELECT items FROM submissions WHERE id = ?", (sub,)).fetchone()[0])
+                    span, params = _span(sorted(members))
+                    more.update((r[0], r) for r in db.execute(
+                        f"SELECT {_ITEM_COLUMNS} FROM items WHERE {span} AND state = 'submitted' AND submission = ? "
+                        f"AND {free}", (*params, sub),
+                    ))  # fmt: skip
+                more.update((r[0], r) for r in rows)
+                rows = [more[i] for i in sorted(more)]
+            span, params = _span([r[0] for r in rows])
+            # the owner, and the intent of the pending ones (they are sent as soon as this returns), at once; the
+            # right-hand sides read the values before the update
             now = self.wall()
             db.execute(
-                "UPDATE items SET state = 'sending', attempts = attempts + 1, first_sent = COALESCE(first_sent, ?), "
-                f"updated = ? WHERE state = 'pending' AND idx IN ({marks})", (now, now, *picked),
+                "UPDATE items SET owner = ?, attempts = attempts + (state = 'pending'), "
+                "first_sent = CASE WHEN state = 'pending' THEN COALESCE(first_sent, ?) ELSE first_sent END, "
+                "updated = CASE WHEN state = 'pending' THEN ? ELSE updated END, "
+                f"state = CASE WHEN state = 'pending' THEN 'sending' ELSE state END WHERE {span}",
+                (self.owner, now, now, *params),
             )  # fmt: skip
-        return [_item(r) for r in rows]
+        return [Item(*r) for r in rows]
 
     def release(self, idxs: Iterable[int]) -> None:
         """Give back the items of ``idxs`` this process has not finished (a deadline, a cancel)."""
-        picked = list(idxs)
+        picked = sorted(set(idxs))
         if not picked:
             return
+        span, params = _span(picked)
         with self._write() as db:
-            db.execute(
-                f"UPDATE items SET owner = NULL WHERE owner = ? AND state IN ('pending', 'sending', 'submitted') "
-                f"AND idx IN ({','.join('?' * len(picked))})", (self.owner, *picked),
-            )  # fmt: skip
+            db.execute(f"UPDATE items SET owner = NULL WHERE {_OPEN} AND {span} AND owner = ?", (*params, self.owner))
 
     def others_active(self) -> bool:
         """Whether another live process owns unfinished items (so this one should wait for them, not stop)."""
         with self._write() as db:
             gone = set(self._gone(db))
             owners = {r[0] for r in db.execute(
-                "SELECT DISTINCT owner FROM items WHERE owner IN (SELECT id FROM owners) AND owner != ? AND state "
-                "NOT IN ('done', 'failed', 'unknown', 'invalid')", (self.owner,),
+                f"SELECT DISTINCT owner FROM items WHERE {_OPEN} AND owner IN (SELECT id FROM owners) AND owner != ?",
+                (self.owner,),
             )}  # fmt: skip
         return bool(owners - gone)
 
@@ -367,17 +402,21 @@ class Journal:
     def submitted(self, idxs: Sequence[int], token: str) -> int:
         """The provider accepted the send of ``idxs`` (in increasing order: the submission's inputs in the order
         sent); ``token`` resumes the submission."""
-        if list(idxs) != sorted(idxs):
+        picked = list(idxs)
+        if picked != sorted(set(picked)):
             raise ValueError("a submission's items are recorded in idx order")
         now = self.wall()
+        span, params = _span(picked)
         with self._write() as db:
-            cur = db.execute("INSERT INTO submissions (token, created) VALUES (?, ?)", (token, now))
+            cur = db.execute(
+                "INSERT INTO submissions (token, created, items) VALUES (?, ?, ?)", (token, now, json.dumps(picked))
+            )
             sub = cur.lastrowid
             assert sub is not None
             db.execute(
-                f"UPDATE items SET state = 'submitted', submission = ?, updated = ? WHERE owner = ? "
-                f"AND idx IN ({','.join('?' * len(idxs))})", (sub, now, self.owner, *idxs),
-            )  # fmt: skip
+                f"UPDATE items SET state = 'submitted', submission = ?, updated = ? WHERE {span} AND owner = ?",
+                (sub, now, *params, self.owner),
+            )
         return sub
 
     def positions(self, submission: int) -> dict[int, int]:
@@ -385,8 +424,10 @@ class Journal:
 
         Stable while the submission can still be resumed: an item keeps its submission when it is finished or
         sent again alone, and is given another one only after every result of this one was recorded."""
-        rows = self._db.execute("SELECT idx FROM items WHERE submission = ? ORDER BY idx", (submission,))
-        return {idx: pos for pos, (idx,) in enumerate(rows)}
+        row = self._db.execute("SELECT items FROM submissions WHERE id = ?", (submission,)).fetchone()
+        if row is None:
+            raise JournalError(f"{self.path}: submission {submission} is missing")
+        return {idx: pos for pos, idx in enumerate(json.loads(row[0]))}
 
     def token(self, submission: int) -> str:
         row = self._db.execute("SELECT token FROM submissions WHERE id = ?", (submission,)).fetchone()
@@ -398,14 +439,25 @@ class Journal:
                ) -> None:  # fmt: skip
         """Record outcomes ``(idx, state, provider_id, status, result json, error type, error)``; a state of
         ``pending`` puts the item back (proven absent, or never sent), keeping its key."""
-        now = self.wall()
+        now, owner = self.wall(), self.owner
+        done, other = [], []
+        for idx, state, pid, status, result, etype, error in outcomes:
+            if state == "done" and etype is None and error is None:
+                done.append((pid, status, result, now, idx, owner))
+            else:
+                other.append((state, pid, status, result, etype, error, now, state, idx, owner))
         with self._write() as db:
-            db.executemany(
-                "UPDATE items SET state = ?, provider_id = ?, status = ?, result = ?, error_type = ?, error = ?, "
-                "updated = ?, owner = CASE WHEN ? = 'pending' THEN NULL ELSE owner END WHERE idx = ? AND owner = ?",
-                [(state, pid, status, result, etype, error, now, state, idx, self.owner)
-                 for idx, state, pid, status, result, etype, error in outcomes],
-            )  # fmt: skip
+            if done:  # the common case, with fewer columns (the errors of a done item are never set)
+                db.executemany(
+                    "UPDATE items SET state = 'done', provider_id = ?, status = ?, result = ?, updated = ? "
+                    "WHERE idx = ? AND owner = ?", done,
+                )  # fmt: skip
+            if other:
+                db.executemany(
+                    "UPDATE items SET state = ?, provider_id = ?, status = ?, result = ?, error_type = ?, error = ?, "
+                    "updated = ?, owner = CASE WHEN ? = 'pending' THEN NULL ELSE owner END WHERE idx = ? AND owner = ?",
+                    other,
+                )
 
     def reopen(self, states: Sequence[str]) -> int:
         """Put every item in ``states`` (``failed``, ``unknown``) back to ``pending``, keeping its key (so a
