@@ -46,7 +46,8 @@ def test_the_pytest_entry_point_names_the_plugin_module() -> None:
 def test_importing_billkit_loads_no_adapter_sandbox_or_optional_tool() -> None:
     result = run(
         "import json, billkit\n"
-        "before = sorted(m for m in sys.modules if m.startswith(('billkit.', 'anyio', 'trio', 'typer', 'rich')))\n"
+        "before = sorted(m for m in sys.modules if m.startswith(('billkit.', 'anyio', 'trio', 'typer', 'rich',"
+        " 'opentelemetry')))\n"
         "client = billkit.Client('accepteasy', key_name='k', key='s')\n"
         "after = sorted(m for m in sys.modules if m.startswith('billkit.'))\n"
         "client.close()\n"
@@ -55,5 +56,6 @@ def test_importing_billkit_loads_no_adapter_sandbox_or_optional_tool() -> None:
     before, after = result["before"], result["after"]
     assert isinstance(before, list) and isinstance(after, list)
     assert not [m for m in before if m.startswith(("billkit.providers", "billkit.testing", "anyio", "trio"))]
+    assert not [m for m in before if m.startswith("opentelemetry")], "billkit.tracing imports it only once set up"
     assert "billkit.providers.accepteasy.client" in after
     assert not [m for m in after if m.endswith(".sandbox") or m.startswith("billkit.testing")], after

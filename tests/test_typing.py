@@ -52,6 +52,15 @@ async def probe(body: bytes, headers: dict[str, str], name: str, token: str) -> 
         assert_type(await fa.resume(token, bulk=True), BulkOperation)
         assert_type(await fa.resume(token), Operation[Bill] | BulkOperation)
         assert_type(fa.with_options(retry=billkit.RetryPolicy.none()), FacturapiAsyncClient)
+        assert_type(fa.with_options(timeout=5, headers={"x-trace": "1"}, idempotency_key="k"), FacturapiAsyncClient)
+        raw = await fa.with_raw_response.create(Bill(reference="R"))
+        assert_type(raw, billkit.RawResponse[Bill])
+        assert_type(raw.parse(), Bill)
+        assert_type(raw.parse().response, billkit.ResponseInfo | None)
+        assert_type(raw.request_id, str | None)
+        assert_type(raw.headers.get("x-facturapi-log-id"), str | None)
+        assert_type((await fa.with_raw_response.submit(Bill(reference="S"))).parse(), Operation[Bill])
+        assert_type((await fa.with_raw_response.submit_many([Bill(reference="T")])).parse(), BulkOperation)
         one = await fa.submit(Bill(reference="A"))
         many = await fa.submit_many([Bill(reference="B")])
         assert_type(await billkit.gather(one, many), list[Bill | BulkResult])
@@ -83,6 +92,8 @@ def blocking(token: str) -> None:
         assert_type(fa.native.get_invoice("inv_1"), Invoice)
         assert_type(fa.resume(token, bulk=False).result(), Bill)
         assert_type(fa.resume(token, bulk=True).result(), BulkResult)
+        assert_type(fa.with_raw_response.get("inv_1").status_code, int)
+        assert_type(fa.with_raw_response.submit(Bill(reference="A")).parse().result(), Bill)
         one, many = fa.submit(Bill(reference="A")), fa.submit_many([Bill(reference="B")])
         assert_type(billkit.gather(one, many), list[Bill | BulkResult])
 """
@@ -97,6 +108,8 @@ billkit.Client("facturapi", retyr=billkit.RetryPolicy.none())  # E
 billkit.Client("facturapi", sandbox=True, timeout="30")  # E
 billkit.AsyncClient("facturapi", key="x")  # E
 billkit.Client("some" + "name", api_key="x")  # E
+billkit.Client("facturapi", sandbox=True).with_options(idempotency="k")  # E
+billkit.Client("facturapi", sandbox=True).with_options(headers=[("x-a", "1")])  # E
 """
 
 

@@ -55,6 +55,7 @@ from billkit.operations import (
     as_completed,
     gather,
 )
+from billkit.responses import RawResponse, ResponseInfo
 from billkit.transport import RetryPolicy, Timeouts
 
 __version__ = "0.1.0"
@@ -98,6 +99,8 @@ __all__ = [
     "PollPolicy",
     "Problem",
     "RateLimitError",
+    "RawResponse",
+    "ResponseInfo",
     "ResponseTooLargeError",
     "RetryPolicy",
     "ServerError",

@@ -23,6 +23,7 @@ import contextlib
 import hmac
 import importlib
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ import httpx
 import pydantic
 from typing_extensions import Self, TypeVar, Unpack, overload
 
+from billkit import tracing
 from billkit.clock import Clock, SystemClock
 from billkit.errors import (
     BillkitError,
@@ -42,7 +44,7 @@ from billkit.errors import (
     UnsupportedFeatureError,
     WebhookVerificationError,
 )
-from billkit.flows import AsyncIO, AsyncMode, Flow, Lane, Native, SyncIO, SyncMode, on_fork
+from billkit.flows import AsyncIO, AsyncMode, CallOptions, Flow, Lane, Native, Seen, SyncIO, SyncMode, on_fork
 from billkit.models import Bill, BillStatus, BulkResult
 from billkit.operations import (
     AsyncPoller,
@@ -57,6 +59,7 @@ from billkit.operations import (
     ThreadPoller,
     _Core,
 )
+from billkit.responses import BILLKIT_HEADERS, RawResponse, ResponseInfo, attach, attached, infos, is_auth_header
 from billkit.tokens import TokenKey, TokenState, check_state, decode_token, token_key
 from billkit.transport import DEFAULT_MAX_RESPONSE_BYTES, Response, RetryPolicy, Timeouts, Transport
 
@@ -506,15 +509,7 @@ class _Base(Generic[_E]):
         self.clock = clock or (box.clock if box is not None else SystemClock())
         creds = _credentials(cls, credentials, box)
         self.retry = retry or RetryPolicy()
-        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-            if timeout <= 0:
-                raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
-            # a number is the whole call's deadline: every attempt and every sleep between them fit in it
-            self.timeouts = Timeouts(connect=min(5.0, timeout), read=timeout, write=timeout, pool=timeout)
-            if self.retry.total_budget > timeout:
-                self.retry = _replace_budget(self.retry, float(timeout))
-        else:
-            self.timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts()
+        self.timeouts, self.retry = _timeouts(timeout, self.retry)
         self.poll_policy = poll or PollPolicy()
         url = (
             base_url
@@ -534,6 +529,7 @@ class _Base(Generic[_E]):
         )
         self._ctx = AdapterContext(cls.name, self._transport, self.clock, creds, self.poll_policy, box, blocking)
         self._adapter = cls(self._ctx)
+        self._idempotency: _KeyBinding | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -705,8 +701,55 @@ class _Base(Generic[_E]):
             matched += self._scheduler.complete(op_id, result, _as_polled)
         return matched
 
-    def _derive_fields(self, twin: _Base, retry: RetryPolicy | None, poll: PollPolicy | None) -> None:
-        """The fields a ``with_options`` copy shares (adapter, session, sandbox, pool) and the ones it overrides."""
+    def _derive_fields(
+        self,
+        twin: _Base,
+        retry: RetryPolicy | None,
+        poll: PollPolicy | None,
+        *,
+        timeout: float | Timeouts | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        call: CallOptions | None = None,
+    ) -> CallOptions | None:
+        """The fields a ``with_options`` copy shares (adapter, session, sandbox, pool) and the ones it overrides;
+        returns what its requests carry (``call``, this client's, with the new headers and timeouts over it)."""
+        if idempotency_key is not None and not self.capabilities.idempotency:
+            detail = "the provider de-duplicates no create by a key; see docs/operations.md, Options for one call"
+            raise UnsupportedFeatureError(self.provider, "idempotency_key", detail)
+        self._derive_shared(twin, retry, poll)
+        twin._idempotency = self._idempotency
+        if idempotency_key is not None:
+            twin._idempotency = _KeyBinding(idempotency_key, self.provider)
+        if timeout is None and headers is None:
+            return call
+        extra = dict(call.headers) if call is not None else {}
+        if headers is not None:
+            own = {name.lower() for name in self._adapter_cls.auth_headers(self._ctx.credentials)}
+            extra.update(_extra_headers(headers, self.provider, own))
+        limit = call.timeout if call is not None else None
+        if timeout is not None:
+            twin.timeouts, twin.retry = _timeouts(timeout, twin.retry)
+            limit = twin.timeouts.to_httpx()
+        return CallOptions(extra, limit)
+
+    def _keyed(self, bill: Bill) -> Bill:
+        """``bill`` with this copy's idempotency key (``with_options(idempotency_key=...)``), if it has one."""
+        binding = self._idempotency
+        return bill if binding is None else binding.apply(bill)
+
+    def _answers(self, seen: list[Seen], started: object = None) -> tuple[ResponseInfo, ...]:
+        """The answers a call got, as ResponseInfo; a bill an adapter's submit already finished says them too."""
+        found = infos(seen, self.provider, self._adapter_cls.request_id_header)
+        first = started.first if isinstance(started, Started) else None
+        if first is not None and isinstance(first.value, Bill):
+            attach(first.value, found)
+        return found
+
+    def _answered(self, bill: Bill, seen: list[Seen]) -> Bill:
+        return attach(bill, self._answers(seen))
+
+    def _derive_shared(self, twin: _Base, retry: RetryPolicy | None, poll: PollPolicy | None) -> None:
         twin._adapter_cls = self._adapter_cls
         twin.provider = self.provider
         twin.sandbox = self.sandbox
@@ -751,6 +794,80 @@ def _replace_budget(policy: RetryPolicy, budget: float) -> RetryPolicy:
     from dataclasses import replace
 
     return replace(policy, total_budget=budget)
+
+
+def _timeouts(timeout: float | Timeouts | None, retry: RetryPolicy) -> tuple[Timeouts, RetryPolicy]:
+    """The timeouts a ``timeout=`` option means, and ``retry`` with its budget cut to fit a number."""
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
+        # a number is the whole call's deadline: every attempt and every sleep between them fit in it
+        timeouts = Timeouts(connect=min(5.0, timeout), read=timeout, write=timeout, pool=timeout)
+        return timeouts, (_replace_budget(retry, float(timeout)) if retry.total_budget > timeout else retry)
+    if timeout is None or isinstance(timeout, Timeouts):
+        return timeout or Timeouts(), retry
+    raise ConfigurationError(f"timeout takes seconds or a billkit.Timeouts, not {type(timeout).__name__}")
+
+
+def _extra_headers(headers: Mapping[str, str], provider: str, own: set[str]) -> dict[str, str]:
+    """``headers`` for ``with_options(headers=...)``, names lower-cased. An auth-related header (see
+    :func:`billkit.responses.is_auth_header`), one the client already sends to authenticate, or one httpx writes
+    (Host, Content-Length, ...) raises ConfigurationError: a caller's header never replaces billkit's own."""
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(f"headers= takes a mapping of names to values, not {type(headers).__name__}")
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigurationError(f"header {name!r}: names and values are strings", provider=provider)
+        lowered = name.lower()
+        if is_auth_header(lowered) or lowered in own or lowered in BILLKIT_HEADERS:
+            raise ConfigurationError(
+                f"with_options(headers=...) cannot set {name!r}: billkit writes it (authentication and the "
+                "request's own framing headers are never taken from options)",
+                provider=provider,
+            )
+        out[lowered] = value
+    return out
+
+
+class _KeyBinding:
+    """An idempotency key given to ``with_options(idempotency_key=...)``, bound to the first bill sent with it.
+
+    A key names one create. Facturapi answers a repeat of a key with the invoice it already made, so a key reused
+    for another bill would create nothing and hand back the first bill's invoice as if it were the second's. So
+    the copy that holds the key sends it only with the bill it first sent (an equal bill: a retry after an unknown
+    outcome); any other bill raises :class:`ConfigurationError` before a request. A bill whose
+    ``provider_options`` already name another key raises too.
+    """
+
+    def __init__(self, key: str, provider: str) -> None:
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigurationError("idempotency_key must be a non-empty string", provider=provider)
+        self.key = key
+        self.provider = provider
+        self._bill: Bill | None = None
+        self._lock = threading.Lock()
+
+    def apply(self, bill: Bill) -> Bill:
+        own = bill.provider_options.get("idempotency_key")
+        if own is not None and own != self.key:
+            raise ConfigurationError(
+                f"the bill's provider_options name idempotency key {own!r}, the client {self.key!r}: give one of them",
+                provider=self.provider,
+            )
+        if own != self.key:
+            bill = bill.model_copy(update={"provider_options": {**bill.provider_options, "idempotency_key": self.key}})
+        with self._lock:
+            if self._bill is None:
+                self._bill = bill
+            elif self._bill != bill:
+                raise ConfigurationError(
+                    f"idempotency key {self.key!r} already named another bill (reference "
+                    f"{self._bill.reference!r}); a key names one create: make a with_options copy per bill, with "
+                    "a key from that bill's business identity",
+                    provider=self.provider,
+                )
+        return bill
 
 
 def _credentials(
@@ -916,15 +1033,39 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
             if self._owns_http:
                 await self._http.aclose()
 
-    def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> Self:
-        """A copy with other policies that shares the connection pool, session and sandbox (close the original)."""
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Self:
+        """A copy with other options that shares the connection pool, session, sandbox and (unless ``poll`` is
+        given) the poller: for one call (``await client.with_options(timeout=5).get(id)``) or kept. Closing it
+        closes nothing it shares; close the original. See docs/operations.md, "Options for one call".
+
+        ``timeout`` as the client's (seconds: the whole call's deadline; or :class:`Timeouts`); ``headers`` are
+        added to every request (an auth header raises ConfigurationError); ``idempotency_key`` is the key of the
+        one bill this copy creates (Facturapi; UnsupportedFeatureError elsewhere; another bill raises
+        ConfigurationError).
+        """
         self._check_open()
         twin = type(self).__new__(type(self))
-        self._derive_fields(twin, retry, poll)
+        call = self._derive_fields(
+            twin, retry, poll, timeout=timeout, headers=headers, idempotency_key=idempotency_key, call=self._io.call
+        )
         twin._http = self._http
-        twin._io = self._io.with_retry(twin.retry)
+        twin._io = self._io.with_retry(twin.retry).with_call(call)
         self._share_scheduler(twin, poll)
         return twin
+
+    @property
+    def with_raw_response(self) -> AsyncRawResponses:
+        """The common calls, each returning a :class:`~billkit.responses.RawResponse` (status, headers, request
+        id of the HTTP answer; ``parse()`` the value): ``raw = await client.with_raw_response.create(bill)``."""
+        return AsyncRawResponses(self)
 
     # -- the common surface ----------------------------------------------------------------------------
     @property
@@ -938,33 +1079,44 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
     async def create(self, bill: Bill) -> Bill:
         """Create ``bill`` with one request; the answer may be PENDING."""
         self._check_open()
-        return await self._io.run(self._adapter.create(bill))
+        with tracing.call(self.provider, "create"):
+            io, seen = self._io.capturing()
+            return self._answered(await io.run(self._adapter.create(self._keyed(bill))), seen)
 
     async def get(self, provider_id: str) -> Bill:
         self._check_open()
-        return await self._io.run(self._adapter.get(provider_id))
+        with tracing.call(self.provider, "get"):
+            io, seen = self._io.capturing()
+            return self._answered(await io.run(self._adapter.get(provider_id)), seen)
 
     async def find_existing(self, bill: Bill, *, since: float | None = None) -> Bill | None:
         """The bill the provider holds under ``bill``'s key (see :meth:`pin_key`), or None when a safe read shows
         it holds none. ``since``: the wall time of the first send, for providers that look in a time window."""
         self._check_open()
-        return await self._io.run(self._adapter.find_existing(bill, since))
+        with tracing.call(self.provider, "find_existing"):
+            return await self._io.run(self._adapter.find_existing(bill, since))
 
     async def find_existing_many(self, bills: Sequence[Bill], *, since: float | None = None) -> list[Bill | None]:
         """:meth:`find_existing` for each of ``bills``, in order, in as few reads as the provider allows."""
         self._check_open()
-        return await self._io.run(self._adapter.find_existing_many(bills, since))
+        with tracing.call(self.provider, "find_existing_many"):
+            return await self._io.run(self._adapter.find_existing_many(bills, since))
 
     async def submit(self, bill: Bill, *, deadline: float | None = None) -> Operation[Bill]:
         """Start creating ``bill``; the operation resolves when the provider is done with it."""
         self._check_open()
-        started = await self._io.run(self._adapter.submit(bill))
-        return Operation(self._start(started, deadline))
+        with tracing.call(self.provider, "submit") as span:
+            io, seen = self._io.capturing()
+            started = await io.run(self._adapter.submit(self._keyed(bill)))
+            core = self._start(started, deadline)
+            span.operation(core)
+        return Operation(core, self._answers(seen, started))
 
     async def submit_and_wait(self, bill: Bill, *, timeout: float | None = None) -> Bill:
         """``await (await client.submit(bill))`` with ``timeout`` as the operation's deadline."""
-        op = await self.submit(bill, deadline=timeout)
-        return await op
+        with tracing.call(self.provider, "submit_and_wait"):
+            op = await self.submit(bill, deadline=timeout)
+            return await op
 
     async def submit_many(
         self,
@@ -978,8 +1130,12 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
         bills = list(bills)
         if not bills:
             raise BillkitError("submit_many needs at least one bill", provider=self.provider)
-        started = await self._io.run(self._adapter.submit_many(bills))
-        return BulkOperation(self._bulk(started, len(bills), deadline, on_progress))
+        with tracing.call(self.provider, "submit_many") as span:
+            io, seen = self._io.capturing()
+            started = await io.run(self._adapter.submit_many([self._keyed(b) for b in bills]))
+            core = self._bulk(started, len(bills), deadline, on_progress)
+            span.operation(core)
+        return BulkOperation(core, self._answers(seen))
 
     async def wait_for(
         self,
@@ -993,7 +1149,10 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
         A bill that reaches another final status (VOID, FAILED, or PAID when not awaited) fails the operation.
         """
         self._check_open()
-        return Operation(self._watch_core(provider_id, until, deadline))
+        with tracing.call(self.provider, "wait_for") as span:
+            core = self._watch_core(provider_id, until, deadline)
+            span.operation(core)
+        return Operation(core)
 
     @overload
     async def resume(self, token: str, *, bulk: Literal[False], deadline: float | None = None) -> Operation[Bill]: ...
@@ -1013,7 +1172,9 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
         it the result is typed as either (narrow it with ``isinstance(op, BulkOperation)``).
         """
         self._check_open()
-        core = self._resume_core(token, deadline, bulk)
+        with tracing.call(self.provider, "resume") as span:
+            core = self._resume_core(token, deadline, bulk)
+            span.operation(core)
         if _is_bulk(core):
             return BulkOperation(core)
         return Operation(core)
@@ -1175,15 +1336,32 @@ class Client(_Base[_E], Generic[_SN, _E]):
             if self._owns_http:
                 self._io.http.close()
 
-    def with_options(self, *, retry: RetryPolicy | None = None, poll: PollPolicy | None = None) -> Self:
-        """A copy with other policies that shares the connection pool, session and sandbox (close the original)."""
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Self:
+        """A copy with other options that shares the connection pool, session, sandbox and poller; as
+        :meth:`AsyncClient.with_options`."""
         self._check_open()
         twin = type(self).__new__(type(self))
-        self._derive_fields(twin, retry, poll)
+        call = self._derive_fields(
+            twin, retry, poll, timeout=timeout, headers=headers, idempotency_key=idempotency_key, call=self._io.call
+        )
         twin._http_transport = self._http_transport
-        twin._io = self._io.with_retry(twin.retry)
+        twin._io = self._io.with_retry(twin.retry).with_call(call)
         self._share_scheduler(twin, poll)
         return twin
+
+    @property
+    def with_raw_response(self) -> RawResponses:
+        """The common calls, each returning a :class:`~billkit.responses.RawResponse` (status, headers, request
+        id of the HTTP answer; ``parse()`` the value): ``raw = client.with_raw_response.create(bill)``."""
+        return RawResponses(self)
 
     # -- the common surface ----------------------------------------------------------------------------
     @property
@@ -1196,30 +1374,41 @@ class Client(_Base[_E], Generic[_SN, _E]):
 
     def create(self, bill: Bill) -> Bill:
         self._check_open()
-        return self._io.run(self._adapter.create(bill))
+        with tracing.call(self.provider, "create"):
+            io, seen = self._io.capturing()
+            return self._answered(io.run(self._adapter.create(self._keyed(bill))), seen)
 
     def get(self, provider_id: str) -> Bill:
         self._check_open()
-        return self._io.run(self._adapter.get(provider_id))
+        with tracing.call(self.provider, "get"):
+            io, seen = self._io.capturing()
+            return self._answered(io.run(self._adapter.get(provider_id)), seen)
 
     def find_existing(self, bill: Bill, *, since: float | None = None) -> Bill | None:
         """The bill the provider holds under ``bill``'s key (see :meth:`pin_key`), or None when a safe read shows
         it holds none. ``since``: the wall time of the first send, for providers that look in a time window."""
         self._check_open()
-        return self._io.run(self._adapter.find_existing(bill, since))
+        with tracing.call(self.provider, "find_existing"):
+            return self._io.run(self._adapter.find_existing(bill, since))
 
     def find_existing_many(self, bills: Sequence[Bill], *, since: float | None = None) -> list[Bill | None]:
         """:meth:`find_existing` for each of ``bills``, in order, in as few reads as the provider allows."""
         self._check_open()
-        return self._io.run(self._adapter.find_existing_many(bills, since))
+        with tracing.call(self.provider, "find_existing_many"):
+            return self._io.run(self._adapter.find_existing_many(bills, since))
 
     def submit(self, bill: Bill, *, deadline: float | None = None) -> BlockingOperation[Bill]:
         self._check_open()
-        started = self._io.run(self._adapter.submit(bill))
-        return BlockingOperation(self._start(started, deadline))
+        with tracing.call(self.provider, "submit") as span:
+            io, seen = self._io.capturing()
+            started = io.run(self._adapter.submit(self._keyed(bill)))
+            core = self._start(started, deadline)
+            span.operation(core)
+        return BlockingOperation(core, self._answers(seen, started))
 
     def submit_and_wait(self, bill: Bill, *, timeout: float | None = None) -> Bill:
-        return self.submit(bill, deadline=timeout).result()
+        with tracing.call(self.provider, "submit_and_wait"):
+            return self.submit(bill, deadline=timeout).result()
 
     def submit_many(
         self,
@@ -1232,8 +1421,12 @@ class Client(_Base[_E], Generic[_SN, _E]):
         bills = list(bills)
         if not bills:
             raise BillkitError("submit_many needs at least one bill", provider=self.provider)
-        started = self._io.run(self._adapter.submit_many(bills))
-        return BlockingBulkOperation(self._bulk(started, len(bills), deadline, on_progress))
+        with tracing.call(self.provider, "submit_many") as span:
+            io, seen = self._io.capturing()
+            started = io.run(self._adapter.submit_many([self._keyed(b) for b in bills]))
+            core = self._bulk(started, len(bills), deadline, on_progress)
+            span.operation(core)
+        return BlockingBulkOperation(core, self._answers(seen))
 
     def wait_for(
         self,
@@ -1243,7 +1436,10 @@ class Client(_Base[_E], Generic[_SN, _E]):
         deadline: float | None = None,
     ) -> BlockingOperation[Bill]:
         self._check_open()
-        return BlockingOperation(self._watch_core(provider_id, until, deadline))
+        with tracing.call(self.provider, "wait_for") as span:
+            core = self._watch_core(provider_id, until, deadline)
+            span.operation(core)
+        return BlockingOperation(core)
 
     @overload
     def resume(self, token: str, *, bulk: Literal[False], deadline: float | None = None) -> BlockingOperation[Bill]: ...
@@ -1258,7 +1454,73 @@ class Client(_Base[_E], Generic[_SN, _E]):
     ) -> BlockingOperation[Bill] | BlockingBulkOperation:
         """Rebuild an operation from its token; ``bulk=`` as in :meth:`AsyncClient.resume`."""
         self._check_open()
-        core = self._resume_core(token, deadline, bulk)
+        with tracing.call(self.provider, "resume") as span:
+            core = self._resume_core(token, deadline, bulk)
+            span.operation(core)
         if _is_bulk(core):
             return BlockingBulkOperation(core)
         return BlockingOperation(core)
+
+
+class AsyncRawResponses:
+    """``client.with_raw_response``: the common calls of an :class:`AsyncClient`, each returning a
+    :class:`~billkit.responses.RawResponse` whose ``parse()`` is what the plain call returns. The calls are the
+    client's own (the same requests, options and tracing); only what comes back differs."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncClient[Any, Any]) -> None:
+        self._client = client
+
+    async def create(self, bill: Bill) -> RawResponse[Bill]:
+        value = await self._client.create(bill)
+        return RawResponse(value, attached(value))
+
+    async def get(self, provider_id: str) -> RawResponse[Bill]:
+        value = await self._client.get(provider_id)
+        return RawResponse(value, attached(value))
+
+    async def submit(self, bill: Bill, *, deadline: float | None = None) -> RawResponse[Operation[Bill]]:
+        op = await self._client.submit(bill, deadline=deadline)
+        return RawResponse(op, op._responses)
+
+    async def submit_many(
+        self,
+        bills: Sequence[Bill],
+        *,
+        deadline: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> RawResponse[BulkOperation]:
+        op = await self._client.submit_many(bills, deadline=deadline, on_progress=on_progress)
+        return RawResponse(op, op._responses)
+
+
+class RawResponses:
+    """``client.with_raw_response`` of a blocking :class:`Client` (see :class:`AsyncRawResponses`)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client[Any, Any]) -> None:
+        self._client = client
+
+    def create(self, bill: Bill) -> RawResponse[Bill]:
+        value = self._client.create(bill)
+        return RawResponse(value, attached(value))
+
+    def get(self, provider_id: str) -> RawResponse[Bill]:
+        value = self._client.get(provider_id)
+        return RawResponse(value, attached(value))
+
+    def submit(self, bill: Bill, *, deadline: float | None = None) -> RawResponse[BlockingOperation[Bill]]:
+        op = self._client.submit(bill, deadline=deadline)
+        return RawResponse(op, op._responses)
+
+    def submit_many(
+        self,
+        bills: Sequence[Bill],
+        *,
+        deadline: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> RawResponse[BlockingBulkOperation]:
+        op = self._client.submit_many(bills, deadline=deadline, on_progress=on_progress)
+        return RawResponse(op, op._responses)

@@ -36,6 +36,7 @@ import enum
 import functools
 import os
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from functools import update_wrapper
@@ -57,6 +58,7 @@ __all__ = [
     "Answer",
     "AsyncIO",
     "AsyncMode",
+    "CallOptions",
     "Emit",
     "Exchange",
     "Failure",
@@ -65,6 +67,7 @@ __all__ = [
     "Gather",
     "Lane",
     "Native",
+    "Seen",
     "Sleep",
     "Stream",
     "SyncIO",
@@ -386,6 +389,59 @@ class _IO:
         self.clock = clock
         self.retry = retry
         self.max_in_flight = max_in_flight
+        #: what a ``with_options`` copy adds to each attempt (headers, timeouts); kept by :meth:`with_retry`
+        self.call: CallOptions | None = None
+        #: every answer of the one call this driver runs (a :meth:`capturing` copy), in the order they came
+        self.seen: list[Seen] | None = None
+
+    def _copied(self, twin: _D) -> _D:
+        twin.call = self.call
+        return twin
+
+
+_D = TypeVar("_D", bound=_IO)
+
+
+class CallOptions:
+    """What a client's ``with_options(headers=..., timeout=...)`` copy adds to each HTTP attempt: ``headers`` over
+    the request's own (the client refuses auth headers and the ones httpx writes, so these never replace them) and
+    ``timeout``, the tighter of it and the attempt's own when the request's total budget already cut that."""
+
+    __slots__ = ("headers", "timeout")
+
+    def __init__(self, headers: Mapping[str, str], timeout: httpx.Timeout | None) -> None:
+        self.headers = headers
+        self.timeout = timeout
+
+    def apply(self, ex: Exchange) -> Exchange:
+        headers = {**ex.headers, **self.headers} if self.headers else ex.headers
+        timeout = ex.timeout
+        if self.timeout is not None:
+            timeout = self.timeout if timeout is None else _tighter(timeout, self.timeout)
+        return Exchange(ex.method, ex.url, ex.params, headers, ex.content, ex.max_bytes, timeout, ex.stream_to)
+
+
+def _tighter(a: httpx.Timeout, b: httpx.Timeout) -> httpx.Timeout:
+    def low(x: float | None, y: float | None) -> float | None:
+        return y if x is None else x if y is None else min(x, y)
+
+    return httpx.Timeout(
+        connect=low(a.connect, b.connect),
+        read=low(a.read, b.read),
+        write=low(a.write, b.write),
+        pool=low(a.pool, b.pool),
+    )
+
+
+class Seen:
+    """One answer a capturing driver saw: the attempt, the answer, and how long the attempt took (seconds)."""
+
+    __slots__ = ("answer", "elapsed", "exchange")
+
+    def __init__(self, exchange: Exchange, answer: Answer, elapsed: float) -> None:
+        self.exchange = exchange
+        self.answer = answer
+        self.elapsed = elapsed
 
 
 def _failure(exc: Exception) -> Failure:
@@ -524,7 +580,19 @@ class AsyncIO(_IO):
         return http
 
     def with_retry(self, retry: RetryPolicy) -> AsyncIO:
-        return AsyncIO(self._lane, self.clock, retry, self.max_in_flight, self._limiter)
+        return self._copied(AsyncIO(self._lane, self.clock, retry, self.max_in_flight, self._limiter))
+
+    def with_call(self, call: CallOptions | None) -> AsyncIO:
+        """A copy whose every attempt carries ``call`` (a ``with_options`` copy of a client); same lane."""
+        twin = self.with_retry(self.retry)
+        twin.call = call
+        return twin
+
+    def capturing(self) -> tuple[AsyncIO, list[Seen]]:
+        """A copy for one call that records every answer it gets (``raw.responses``), and that list."""
+        twin = self.with_retry(self.retry)
+        twin.seen = []
+        return twin, twin.seen
 
     async def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` to its end; its value, or the BillkitError it raised."""
@@ -579,6 +647,17 @@ class AsyncIO(_IO):
         raise TypeError(f"a flow yielded {effect!r}, which is not an effect")
 
     async def _exchange(self, ex: Exchange) -> Answer | Failure:
+        if self.call is not None:
+            ex = self.call.apply(ex)
+        if self.seen is None:
+            return await self._attempt(ex)
+        started = time.perf_counter()
+        outcome = await self._attempt(ex)
+        if type(outcome) is Answer:
+            self.seen.append(Seen(ex, outcome, time.perf_counter() - started))
+        return outcome
+
+    async def _attempt(self, ex: Exchange) -> Answer | Failure:
         lane = self._lane
         try:
             if lane.direct is not None:
@@ -664,7 +743,19 @@ class SyncIO(_IO):
         self._lanes[0] = lane
 
     def with_retry(self, retry: RetryPolicy) -> SyncIO:
-        return SyncIO(self._lanes, self.clock, retry, self.max_in_flight, self._limiter)
+        return self._copied(SyncIO(self._lanes, self.clock, retry, self.max_in_flight, self._limiter))
+
+    def with_call(self, call: CallOptions | None) -> SyncIO:
+        """A copy whose every attempt carries ``call`` (a ``with_options`` copy of a client); same lanes."""
+        twin = self.with_retry(self.retry)
+        twin.call = call
+        return twin
+
+    def capturing(self) -> tuple[SyncIO, list[Seen]]:
+        """A copy for one call that records every answer it gets (``raw.responses``), and that list."""
+        twin = self.with_retry(self.retry)
+        twin.seen = []
+        return twin, twin.seen
 
     def run(self, flow: Flow[T]) -> T:
         value: Any = None
@@ -725,6 +816,17 @@ class SyncIO(_IO):
         raise TypeError(f"a flow yielded {effect!r}, which is not an effect")
 
     def _exchange(self, ex: Exchange) -> Answer | Failure:
+        if self.call is not None:
+            ex = self.call.apply(ex)
+        if self.seen is None:
+            return self._attempt(ex)
+        started = time.perf_counter()
+        outcome = self._attempt(ex)
+        if type(outcome) is Answer:
+            self.seen.append(Seen(ex, outcome, time.perf_counter() - started))
+        return outcome
+
+    def _attempt(self, ex: Exchange) -> Answer | Failure:
         lane = self._lanes[0]
         try:
             if lane.direct is not None:

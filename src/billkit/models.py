@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validat
 from billkit.errors import BillkitError, MoneyError, Problem, UnsupportedFeatureError, ValidationError
 from billkit.money import Money, decimals, exact, rescale, to_decimal
 
+if TYPE_CHECKING:
+    from billkit.responses import ResponseInfo
+
 __all__ = [
     "Address",
     "Bill",
@@ -199,6 +202,16 @@ class Bill(_Model):
         if self.line_items:
             return self.line_items[0].unit_price.currency
         return None
+
+    @property
+    def response(self) -> ResponseInfo | None:
+        """The HTTP answer this bill was read from (status, headers without auth headers, request id), for a bill
+        a client's ``create``, ``get`` or ``submit`` returned; None for one built locally or read from a status
+        poll. No field: it takes no part in equality or ``model_dump``; ``model_copy`` keeps it."""
+        from billkit.responses import attached
+
+        found = attached(self)
+        return found[-1] if found else None
 
     def line_total(self) -> Decimal:
         """Sum of quantity x unit price over the line items (before taxes), exact."""

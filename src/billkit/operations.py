@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from typing_extensions import overload  # registered for get_overloads on every Python
 
+from billkit import tracing
 from billkit.clock import Clock, VirtualClock
 from billkit.errors import (
     BillkitError,
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
     import anyio
+
+    from billkit.responses import ResponseInfo
 else:
     anyio = LazyModule("anyio")  # blocking code never needs it
 
@@ -245,6 +248,7 @@ class _Core:
         "finished",
         "id",
         "kind",
+        "link",
         "listeners",
         "parent",
         "partial",
@@ -288,6 +292,7 @@ class _Core:
         self.cancelling = False
         self.seq = -1  # the heap entry that is current (older entries are skipped)
         self.event_order: float | None = None  # the order of the newest webhook event applied
+        self.link = tracing.link()  # the span of the call that started it, for its status reads to link to
 
     @property
     def done(self) -> bool:
@@ -370,6 +375,7 @@ class Scheduler:
         self.peak_reads_in_flight = 0
         self._in_flight = 0
         self._guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        tracing.track(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, pending={self._count})"
@@ -734,29 +740,33 @@ class AsyncPoller(Scheduler):
         if core.done:
             return
         self._read_started(core)
-        try:
-            outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
-        except Exception as exc:
-            outcome = exc
-        except BaseException:
-            self._in_flight -= 1
-            self._put_back(core)
-            raise
-        self._read_ended(core, outcome)
+        with tracing.status_read(core, background=True) as span:
+            try:
+                outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
+            except Exception as exc:
+                outcome = exc
+            except BaseException:
+                self._in_flight -= 1
+                self._put_back(core)
+                raise
+            self._read_ended(core, outcome)
+            span.read_ended(core, outcome)
 
     async def read_now(self, core: _Core) -> None:
         """One status read of ``core`` in the caller's task (``op.refresh()``)."""
         if core.done:
             return
         self._read_started(core)
-        try:
-            outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
-        except Exception as exc:
-            outcome = exc
-        except BaseException:
-            self._in_flight -= 1
-            raise
-        self._read_ended(core, outcome)
+        with tracing.status_read(core, background=False) as span:
+            try:
+                outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
+            except Exception as exc:
+                outcome = exc
+            except BaseException:
+                self._in_flight -= 1
+                raise
+            self._read_ended(core, outcome)
+            span.read_ended(core, outcome)
 
     async def aclose(self) -> None:
         """Stop the poller and end every pending operation with :class:`OperationCancelled`."""
@@ -903,19 +913,21 @@ class ThreadPoller(Scheduler):
                 self._reading.discard(core)
                 return
             self._read_started(core)
-        try:
-            outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
-        except Exception as exc:
-            outcome = exc
-        except BaseException:
+        with tracing.status_read(core, background=True) as span:
+            try:
+                outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
+            except Exception as exc:
+                outcome = exc
+            except BaseException:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._reading.discard(core)
+                    self._put_back(core)
+                raise
             with self._cond:
-                self._in_flight -= 1
                 self._reading.discard(core)
-                self._put_back(core)
-            raise
-        with self._cond:
-            self._reading.discard(core)
-            self._read_ended(core, outcome)
+                self._read_ended(core, outcome)
+                span.read_ended(core, outcome)
 
     def read_now(self, core: _Core) -> None:
         """One status read of ``core`` in the calling thread (``op.refresh()``)."""
@@ -923,16 +935,18 @@ class ThreadPoller(Scheduler):
             if core.done:
                 return
             self._read_started(core)
-        try:
-            outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
-        except Exception as exc:
-            outcome = exc
-        except BaseException:
+        with tracing.status_read(core, background=False) as span:
+            try:
+                outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
+            except Exception as exc:
+                outcome = exc
+            except BaseException:
+                with self._cond:
+                    self._in_flight -= 1
+                raise
             with self._cond:
-                self._in_flight -= 1
-            raise
-        with self._cond:
-            self._read_ended(core, outcome)
+                self._read_ended(core, outcome)
+                span.read_ended(core, outcome)
 
     # -- blocking waits ------------------------------------------------------------------------------------------
     def add_waiter(self, waiter: _ThreadWaiter, until: float | None) -> None:
@@ -1060,10 +1074,18 @@ def _wait_sync(
 
 
 class _Handle(Generic[T_co]):
-    __slots__ = ("_core",)
+    __slots__ = ("_core", "_responses")
 
-    def __init__(self, core: _Core) -> None:
+    def __init__(self, core: _Core, responses: tuple[ResponseInfo, ...] = ()) -> None:
         self._core = core
+        self._responses = responses
+
+    @property
+    def response(self) -> ResponseInfo | None:
+        """The HTTP answer of the call that started this operation (``submit``'s create, a bulk's POST; for a bulk
+        of many creates, the last to arrive), with its status, headers and request id; None for an operation that
+        ``resume`` or ``wait_for`` made (no answer started it). Status reads are not recorded here."""
+        return self._responses[-1] if self._responses else None
 
     @property
     def id(self) -> str:
@@ -1106,7 +1128,9 @@ class _Handle(Generic[T_co]):
 
     def cancel(self) -> None:
         """Stop polling locally; waiting raises :class:`OperationCancelled` at once. The provider is not told."""
-        self._core.scheduler.cancel(self._core)
+        with tracing.call(self._core.provider, "cancel") as span:
+            span.operation(self._core)
+            self._core.scheduler.cancel(self._core)
 
     def _outcome(self) -> T_co:
         core = self._core

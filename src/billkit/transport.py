@@ -40,6 +40,7 @@ from urllib.parse import quote
 import httpx
 import pydantic
 
+from billkit import tracing
 from billkit.clock import Clock
 from billkit.errors import (
     APIConnectionError,
@@ -716,6 +717,8 @@ class Transport:
                 backoff=policy.backoff(attempt, self._rng),
             )
             acted = acted or may_have_acted(outcome, error)
+            retry_in = decision.delay if decision.verdict is Verdict.RETRY else None
+            tracing.attempt_failed(self.provider, request.method, request.path, attempt, error, retry_in)
             if decision.verdict is Verdict.RETRY:
                 self.stats.retries += 1
                 logger.info(
