@@ -52,6 +52,7 @@ from billkit.errors import (
 from billkit.flows import AsyncIO, Emit, Flow, Gather, M, Native, Stream, SyncIO, expand, first, operation, stream_of
 from billkit.models import Bill, BillStatus, Party
 from billkit.operations import PollResult, Started
+from billkit.providers.facturapi.lifecycle import FacturapiLifecycle
 from billkit.providers.facturapi.mapping import (
     ADDRESS_OPTIONS,
     EMAIL,
@@ -437,8 +438,9 @@ def invoices(adapter: FacturapiAdapter, **filters: Any) -> Stream:
     return expand(invoice_pages(adapter, **filters), lambda page: (read(Invoice, item) for item in page.data))
 
 
-class FacturapiNative(Native[M]):
-    """Facturapi's own operations, typed with the wire models (``client.native``).
+class FacturapiNative(FacturapiLifecycle[M], Native[M]):
+    """Facturapi's own operations, typed with the wire models (``client.native``); the lifecycle (payment
+    complements, credit notes, drafts, products) comes from :class:`FacturapiLifecycle`.
 
     Under ``AsyncClient`` every method is awaited and listings are async iterators; under ``Client`` methods
     return their value and listings come back as lists.

@@ -51,6 +51,7 @@ from typing import Any
 import httpx
 
 from billkit.clock import Clock
+from billkit.providers.facturapi import sandbox_lifecycle
 from billkit.providers.facturapi.webhooks import SIGNATURE_HEADER, STATUS_UPDATED, sign
 from billkit.sandboxing import Fault, Faults, Sandbox, json_response, path_segments
 from billkit.transport import dumps
@@ -147,6 +148,8 @@ class FacturapiSandbox(Sandbox):
         self.cancel_needs_acceptance = False
         self.records: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
+        #: saved products by id (``/products``; see :mod:`~billkit.providers.facturapi.sandbox_lifecycle`)
+        self.products: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, str] = {}
         self._busy: dict[str, int] = {}
         self._rng = random.Random(seed)
@@ -273,6 +276,9 @@ class FacturapiSandbox(Sandbox):
         method = request.method
         route = path_segments(request)
         params = dict(request.url.params)
+        routed = sandbox_lifecycle.route(self, method, route, params, body)  # payments, credit notes, drafts...
+        if routed is not None:
+            return routed
         if route == ["invoices"]:
             if method == "POST":
                 return self._create(body, background=params.get("async") == "true")
@@ -352,7 +358,7 @@ class FacturapiSandbox(Sandbox):
         done = rec.get("cancel_done_at")
         if done is not None and now >= done and invoice["status"] == "valid":
             invoice.update(status="canceled", cancellation_status="accepted", canceled_at=self._iso(done))
-        return dict(invoice)
+        return sandbox_lifecycle.present(self, dict(invoice))
 
     # -- invoices --------------------------------------------------------------------------------------------
     def _customer_problems(self, data: Any, prefix: str) -> list[tuple[str, str, str]]:
