@@ -59,3 +59,23 @@ def test_importing_billkit_loads_no_adapter_sandbox_or_optional_tool() -> None:
     assert not [m for m in before if m.startswith("opentelemetry")], "billkit.tracing imports it only once set up"
     assert "billkit.providers.accepteasy.client" in after
     assert not [m for m in after if m.endswith(".sandbox") or m.startswith("billkit.testing")], after
+
+
+def test_billkit_s_names_load_on_first_use_and_each_one_resolves() -> None:
+    result = run(
+        "import json, billkit\n"
+        "heavy = sorted(m for m in ('httpx', 'pydantic', 'billkit.models', 'billkit.client') if m in sys.modules)\n"
+        "resolved = {name: getattr(billkit, name).__module__ if hasattr(getattr(billkit, name), '__module__') "
+        "else 'value' for name in billkit.__all__}\n"
+        "missing = [n for n in billkit.__all__ if n not in dir(billkit)]\n"
+        "try:\n    billkit.Nope\n    unknown = 'no error'\nexcept AttributeError as exc:\n    unknown = str(exc)\n"
+        "print(json.dumps({'heavy': heavy, 'resolved': resolved, 'missing': missing, 'unknown': unknown}))"
+    )
+    assert result["heavy"] == [], "import billkit alone loads neither httpx, pydantic nor billkit's models"
+    resolved = result["resolved"]
+    assert isinstance(resolved, dict)
+    import billkit
+
+    assert set(resolved) == set(billkit.__all__)
+    assert resolved["Bill"] == "billkit.models" and resolved["Client"] == "billkit.client"
+    assert result["missing"] == [] and "has no attribute 'Nope'" in str(result["unknown"])
