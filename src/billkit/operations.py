@@ -1044,6 +1044,16 @@ async def _wait(cores: Sequence[_Core], timeout: float | None, *, any_done: bool
         _detach(attached, waiter)
 
 
+def _take_parts(pollers: Sequence[ThreadPoller]) -> None:
+    """Before a wait over several clients' operations: every poller with work takes part in virtual time's autojump
+    at once, so the first one told of the wait cannot jump time past the others' reads while they are still being
+    told (two clients on one VirtualClock finished out of order under load without this)."""
+    for poller in pollers:
+        with poller._cond:
+            if isinstance(poller.clock, VirtualClock) and (poller._count or poller._timers):
+                poller.clock.take_part(poller._cond)
+
+
 def _wait_sync(
     cores: Sequence[_Core], timeout: float | None, *, any_done: bool = False, ended: deque[_Core] | None = None
 ) -> None:
@@ -1058,6 +1068,7 @@ def _wait_sync(
             raise TypeError("a blocking wait over operations of an AsyncClient: await them instead")
         return
     until = None if timeout is None else pollers[0].clock.now() + timeout
+    _take_parts(pollers)
     for i, poller in enumerate(pollers):
         poller.add_waiter(waiter, until if i == 0 else None)
     try:
@@ -1426,6 +1437,7 @@ class BlockingAsCompleted(Iterator[BlockingOperation[T]]):
             pollers = [
                 s for s in {id(c.scheduler): c.scheduler for c in pending}.values() if isinstance(s, ThreadPoller)
             ]
+            _take_parts(pollers)
             for i, poller in enumerate(pollers):
                 poller.add_waiter(waiter, self._until if i == 0 else None)
             try:
