@@ -390,6 +390,15 @@ def check_supported(bill: Bill, provider: str, supported: Iterable[str]) -> None
         )
 
 
+def flat_fields(cls: type[BaseModel], supported: Iterable[str]) -> frozenset[str]:
+    """The fields of ``cls`` whose being set never makes :func:`check_supported` refuse, and that hold no models to
+    walk into: a model whose ``model_fields_set`` is within them passes :func:`check_supported` whatever its values
+    (a bulk's shape check, made once; anything outside them takes the full check)."""
+    allowed, prefixes = _allowed(tuple(supported))
+    fits, nested = _level(cls, "", allowed, prefixes)
+    return fits - nested
+
+
 @functools.lru_cache(maxsize=32)
 def _allowed(supported: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(supported), tuple(p[:-1] for p in supported if p.endswith(".*"))

@@ -188,3 +188,141 @@ def test_the_plain_path_sends_what_the_wire_model_would(options: dict[str, Any])
     prepared = prepare_request(one, now=NOW, srrid="bk-plain")
     assert loads_decimal(prepared.body) == build_request(one, now=NOW, srrid="bk-plain").to_json()
     assert (prepared.payment_reference, prepared.cents) == (one.reference, 1295)
+
+
+# -- a bulk's fast path: what prepare_request would send, or the refusal it would give ------------------------
+
+_DUE = NOW.date() + dt.timedelta(days=30)
+_BULK_CASES: list[dict[str, Any]] = [
+    {},
+    {"due_date": _DUE},
+    {"due_date": NOW.date()},  # 23:59:59 today: still in the future
+    {"due_date": NOW.date() - dt.timedelta(days=1)},  # APP0224
+    {"due_date": NOW.date() + dt.timedelta(days=366)},  # APP0225
+    {"due_date": NOW.date() + dt.timedelta(days=364)},
+    {"reference": "R" * 36}, {"reference": "R" * 37}, {"reference": ""}, {"reference": None},
+    {"description": "d" * 32}, {"description": "d" * 33}, {"description": ""}, {"description": None},
+    {"reference": 'q"uote\\back\nline\ttab\x01\x7f'}, {"description": "Zoë € 🧾 日本 \u2028"},
+    {"amount": "0"}, {"amount": "-1.00"}, {"amount": "123456789.99"}, {"amount": "12.9"},
+    {"currency": "USD"}, {"currency": "JPY", "amount": "12"},
+    {"counterparty": Party(email="jan@example.nl")}, {"counterparty": Party(name="Jan")},
+    {"counterparty": None},
+    {"direction": Direction.PAYABLE}, {"direction": Direction.RECEIVABLE},
+    {"provider_options": {}}, {"provider_options": {"SRRID": "own-1"}}, {"provider_options": {"CountdownDays": 5}},
+    {"provider_options": {"SRRID": ""}}, {"provider_options": {"Amount": 12.95}},
+    {"line_items": ()}, {"line_items": (LineItem(description="x", unit_price=Money("1", "EUR")),)},
+    {"issue_date": None}, {"issue_date": NOW.date()},
+    {"provider_id": "ATID-1", "status": BillStatus.OPEN, "raw": {"Status": "Open"}},  # a bill read back
+]  # fmt: skip
+
+
+def _bulk_bill(case: dict[str, Any]) -> Bill:
+    kwargs = dict(case)
+    if "reference" in kwargs and kwargs["reference"] is None:
+        kwargs.pop("reference")
+        return Bill(description="Insurance deductible", total=Money("12.95", "EUR"), **kwargs)
+    return bill(**kwargs)
+
+
+def _slow_bulk(bills: list[Bill], now: dt.datetime, seed: str) -> Any:
+    """The bulk preparation as submit_many did it before the fast path: prepare_request for every bill."""
+    from billkit.errors import Problem
+    from billkit.providers.accepteasy.mapping import PreparedBulk, bulk_srrid, prepare_request
+
+    problems: list[Problem] = []
+    reqs = []
+    for i, one in enumerate(bills):
+        try:
+            reqs.append(prepare_request(one, now=now, srrid=bulk_srrid(seed, i), prefix=f"[{i}]."))
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+    seen: dict[str, int] = {}
+    for i, req in enumerate(reqs):
+        if req.srrid in seen:
+            problems.append(Problem(f"[{i}].provider_options.SRRID", f"same SRRID as bill {seen[req.srrid]}"))
+        seen.setdefault(req.srrid or "", i)
+    if problems:
+        raise ValidationError(problems, provider="accepteasy")
+    srrids = [r.srrid for r in reqs]
+    own = {str(i): s for i, s in enumerate(srrids) if s != bulk_srrid(seed, i) and s is not None}
+    return PreparedBulk([r.body for r in reqs], srrids, [r.payment_reference for r in reqs], own)
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # the refusal itself is compared
+        return type(exc), str(exc), getattr(exc, "problems", None)
+
+
+def _agree(bills: list[Bill], now: dt.datetime = NOW) -> Any:
+    from billkit.providers.accepteasy.mapping import prepare_bulk
+
+    fast = _outcome(lambda: prepare_bulk(bills, now=now, seed="0123456789abcdef0123"))
+    assert fast == _outcome(lambda: _slow_bulk(bills, now, "0123456789abcdef0123"))
+    return fast
+
+
+@pytest.mark.parametrize("case", _BULK_CASES)
+def test_a_bulk_sends_what_prepare_request_would(case: dict[str, Any]) -> None:
+    """prepare_bulk writes plain bills' bodies itself: the bytes, SRRIDs, references and refusals must be
+    prepare_request's, exactly, alone and among valid bills."""
+    one = _bulk_bill(case)
+    _agree([one])
+    _agree([bill("A-1", due_date=_DUE), one, bill("A-3"), one])
+
+
+def test_a_bulk_of_mixed_bills_agrees_with_the_slow_path() -> None:
+    import random
+
+    rng = random.Random(17)
+    cases = [_bulk_bill(c) for c in _BULK_CASES]
+    for _ in range(200):
+        _agree(rng.choices(cases, k=rng.randint(1, 8)))
+    valid = [
+        c
+        for c in cases
+        if "SRRID" not in c.provider_options and not isinstance(_outcome(lambda c=c: _agree([c])), tuple)
+    ]
+    assert len(valid) > 15
+    for _ in range(50):
+        made = _agree(rng.choices(valid, k=rng.randint(1, 8)))
+        assert not isinstance(made, tuple), made
+    # a repeated SRRID the caller gave, numbered as before
+    _agree([bill(provider_options={"SRRID": "own-1"}), bill(), bill(provider_options={"SRRID": "own-1"})])
+    _agree([bill(description="x" * 40), bill(provider_options={"SRRID": "own-1"}),
+            bill(provider_options={"SRRID": "own-1"})])  # fmt: skip
+
+    # a Bill subclass takes the full path
+    class MyBill(Bill):
+        pass
+
+    _agree([MyBill(reference="r", description="d", total=Money("1", "EUR"))])
+
+
+def test_a_plain_bulk_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape is checked once per bulk: plain bills never reach prepare_request (or check_supported)."""
+    from billkit.providers.accepteasy import mapping
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the full path")
+
+    monkeypatch.setattr(mapping, "prepare_request", refuse)
+    monkeypatch.setattr(mapping, "check_supported", refuse)
+    made = mapping.prepare_bulk([bill(f"R-{i}", due_date=_DUE) for i in range(3)], now=NOW, seed="s")
+    assert made.srrids == ["bk-s-0", "bk-s-1", "bk-s-2"] and made.own == {}
+    assert made.bodies[2] == (
+        b'{"PaymentReference":"R-2","Description":"Insurance deductible","Amount":1295,'
+        b'"ExpiryDate":"2026-02-14T23:59:59Z","SRRID":"bk-s-2"}'
+    )
+
+
+def test_ref_key_is_the_blake2b_digest() -> None:
+    """Tokens made before keep matching: the key is BLAKE2b with an 8-byte digest of the UTF-8 reference."""
+    import hashlib
+
+    from billkit.providers.accepteasy.mapping import ref_key
+
+    for ref in ("LI-748925", "", "Zoë 🧾"):
+        assert ref_key(ref) == hashlib.blake2b(ref.encode(), digest_size=8).digest()
+    assert ref_key(None) == ref_key("")

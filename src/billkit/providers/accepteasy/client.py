@@ -82,6 +82,7 @@ from billkit.providers.accepteasy.mapping import (
     match_bulk,
     new_bulk_seed,
     new_srrid,
+    prepare_bulk,
     prepare_request,
     ref_key,
     to_bill,
@@ -303,37 +304,22 @@ class AcceptEasyAdapter(Adapter):
     def submit_many(self, bills: Sequence[Bill]) -> Flow[Started]:
         """One ``POST /v2/Bill/bulk``. Every bill gets the SRRID ``bk-<seed>-<index>`` unless it brings its own, so
         the bulk's token holds one seed, and per bill only an 8-byte key of its PaymentReference."""
-        problems: list[Problem] = []
-        reqs: list[Prepared] = []
         seed = new_bulk_seed()
-        for i, bill in enumerate(bills):
-            try:
-                reqs.append(self.prepare(bill, prefix=f"[{i}].", srrid=bulk_srrid(seed, i)))
-            except ValidationError as exc:
-                problems.extend(exc.problems)
-        seen: dict[str, int] = {}
-        for i, req in enumerate(reqs):
-            if req.srrid in seen:
-                problems.append(Problem(f"[{i}].provider_options.SRRID", f"same SRRID as bill {seen[req.srrid]}"))
-            seen.setdefault(req.srrid or "", i)
-        if problems:
-            raise ValidationError(problems, provider=PROVIDER)
-        srrids = [r.srrid for r in reqs]
-        refs = [r.payment_reference for r in reqs]
+        prepared = prepare_bulk(bills, now=self._now(), seed=seed)
+        srrids, bodies = prepared.srrids, prepared.bodies
         check = (
-            f"The bulk of {len(reqs)} bills may or may not have been queued, and it is not re-sent automatically. "
+            f"The bulk of {len(bodies)} bills may or may not have been queued, and it is not re-sent automatically. "
             f"Look up its SRRIDs (first {srrids[0]}, last {srrids[-1]}) with client.native.find_by_srrid after a "
             "few minutes, then resend the missing bills with the same SRRIDs."
         )
-        bulk = b'{"Bills":[' + b",".join(r.body for r in reqs) + b"]}"  # each bill encoded once, joined
+        bulk = b'{"Bills":[' + b",".join(bodies) + b"]}"  # each bill encoded once, joined
         request = Request("POST", "/v2/Bill/bulk", encoded_json=bulk, how_to_check=check, reference=srrids[0])
         response = yield from self.ctx.transport.send(request)
         bulk_id = response.parse(BulkAccepted).BulkId
-        self._remember_sent(bulk_id, bulk, [len(r.body) for r in reqs])
-        own = {str(i): s for i, s in enumerate(srrids) if s != bulk_srrid(seed, i) and s is not None}
-        keys = base64.urlsafe_b64encode(b"".join(ref_key(r) for r in refs)).decode()
-        state = {"bulk_id": bulk_id, "seed": seed, "count": len(reqs), "srrids": own, "ref_keys": keys}
-        return Started("bulk", bulk_id, state, total=len(reqs))
+        self._remember_sent(bulk_id, bulk, [len(b) for b in bodies])
+        keys = base64.urlsafe_b64encode(b"".join(map(ref_key, prepared.refs))).decode()
+        state = {"bulk_id": bulk_id, "seed": seed, "count": len(bodies), "srrids": prepared.own, "ref_keys": keys}
+        return Started("bulk", bulk_id, state, total=len(bodies))
 
     def get(self, provider_id: str) -> Flow[Bill]:
         response = yield from self.ctx.transport.send(Request("GET", "/v2/Bill/{}", ids=(provider_id,)))
