@@ -363,3 +363,21 @@ def test_a_journal_of_format_1_is_migrated_when_opened_and_runs_to_the_end(tmp_p
         summary = billkit.batch.run(again, sandbox=True, settle=0)
     # the token cannot be read: its items are looked up (absent from a fresh sandbox) and sent again
     assert summary.counts["done"] == 4 and summary.counts["invalid"] == 1, summary.counts
+
+
+def test_accepteasy_pin_key_copies_like_model_copy() -> None:
+    """AcceptEasy's pin_key (a shallow copy, not ``model_copy``) keeps its contract: the returned bill carries the
+    SRRID in provider_options, the original is untouched, and the copy is what ``model_copy`` would have made."""
+    from billkit.providers.accepteasy.client import AcceptEasyAdapter
+
+    bill = Bill(reference="INV-1", description="x", total=Money("10.50", "EUR"), provider_options={"Note": "n"})
+    pinned, key = AcceptEasyAdapter.pin_key(bill, "seed", 26)
+    assert key == "bk-seed-1a"
+    assert dict(pinned.provider_options) == {"Note": "n", "SRRID": key}
+    assert dict(bill.provider_options) == {"Note": "n"} and "SRRID" not in bill.model_dump_json()
+    assert pinned == bill.model_copy(update={"provider_options": {"Note": "n", "SRRID": key}})
+    assert pinned.model_fields_set == bill.model_fields_set | {"provider_options"}
+    assert Bill.model_validate_json(pinned.model_dump_json(exclude_unset=True)) == pinned
+    assert pinned.total is bill.total  # shared, as model_copy shares them
+    again, same = AcceptEasyAdapter.pin_key(pinned, "other", 3)  # a bill's own SRRID is kept
+    assert again is pinned and same == key

@@ -497,7 +497,13 @@ class AcceptEasyAdapter(Adapter):
         if isinstance(own, str) and own:
             return bill, own
         srrid = bulk_srrid(seed, index)
-        return bill.model_copy(update={"provider_options": {**bill.provider_options, "SRRID": srrid}}), srrid
+        # what ``bill.model_copy(update={"provider_options": ...})`` makes, at a third of its cost (called once per
+        # item of a batch): a shallow copy (``__copy__``: the fields shared, as model_copy shares them) whose
+        # provider_options is a new mapping with the SRRID; the original is untouched
+        pinned = bill.__copy__()
+        pinned.__dict__["provider_options"] = {**bill.provider_options, "SRRID": srrid}
+        pinned.__pydantic_fields_set__.add("provider_options")
+        return pinned, srrid
 
     @classmethod
     def key_taken(cls, error: BillkitError) -> bool:
