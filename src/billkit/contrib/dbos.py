@@ -53,6 +53,7 @@ from typing import Any
 try:
     import sqlalchemy as sa
     from dbos import DBOS, DBOSClient, DBOSConfig, DBOSPortableJSONSerializer, EnqueueOptions, SetWorkflowID
+    from dbos import error as dbos_errors
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised by the plain-install check
     from billkit.errors import ConfigurationError
 
@@ -349,8 +350,9 @@ class Engine:
 
     def deliver(self, provider: str, event: Any) -> int:
         """Hand a *verified* webhook event to the bills waiting on the operations it names (a DBOS message to each
-        one's wait workflow, sent once per event id); returns how many it reached. A bill not yet waiting is not
-        reached: its first status read finds what the event said."""
+        one's wait workflow, sent once per event id); returns how many it reached. A bill not yet waiting (or whose
+        wait workflow is still being enqueued) is not reached: a redelivery, or its first status read, finds what
+        the event said."""
         cls = adapter_class(provider)
         news = durable.updates(self.webhook_client(cls.name), event)
         if not news:
@@ -369,7 +371,10 @@ class Engine:
                     )
                     for b, i in c.execute(q).all():
                         key = f"{event_id}:{b}:{i}" if event_id else None
-                        sender.send(f"{WAIT}:{b}:{i}", stage.to_json(), TOPIC, idempotency_key=key)
+                        try:
+                            sender.send(f"{WAIT}:{b}:{i}", stage.to_json(), TOPIC, idempotency_key=key)
+                        except dbos_errors.DBOSNonExistentWorkflowError:
+                            continue  # its wait is being enqueued: not reached (a redelivery or its next read is)
                         reached += 1
         finally:
             if not mine:
