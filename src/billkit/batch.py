@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import httpx
 from pydantic_core import to_json
 
 from billkit.durable import proves_not_created as _definite
+from billkit.durable import refused
 from billkit.errors import (
     BillkitError,
     BulkRejected,
@@ -380,9 +380,9 @@ class _Runner:
         try:
             op = await self.client.submit_many(bills)
         except ValidationError as exc:
-            return self._refused_items(items, exc, {_problem_index(p.field) for p in exc.problems})
+            return self._refused_items(items, exc)
         except BulkRejected as exc:
-            return self._refused_items(items, exc, set(exc.item_errors), exc.item_errors)
+            return self._refused_items(items, exc)
         except BillkitError as exc:
             if _definite(exc):  # refused whole, nothing created: every item failed, with the reason
                 kind, message = _error(exc)
@@ -395,22 +395,15 @@ class _Runner:
         await self._settle(items, op)
         return None
 
-    def _refused_items(self, items: Sequence[Item], exc: BillkitError, bad: set[int | None],
-                       errors: Mapping[int, BillkitError] | None = None) -> None:  # fmt: skip
+    def _refused_items(self, items: Sequence[Item], exc: ValidationError | BulkRejected) -> None:
         """A submission refused before anything was created: the items named fail, the others go back (to be sent
-        without them). A refusal that names no item fails them all: sending them again would be refused again."""
-        if not bad:
-            bad = {None}
-        out: list[Outcome] = []
-        for pos, item in enumerate(items):
-            if pos in bad or None in bad:
-                err = errors.get(pos, exc) if errors else exc
-                problems = [p for p in getattr(exc, "problems", []) if _problem_index(p.field) == pos]
-                message = "; ".join(str(p) for p in problems) if problems else _error(err)[1]
-                out.append((item.idx, "failed", None, None, None, type(err).__name__, message))
-            else:
-                out.append((item.idx, "pending", None, None, None, None, None))
-        self.j.finish(out)
+        without them); see :func:`billkit.durable.refused`."""
+        failed = refused(exc, len(items))
+        self.j.finish(
+            (item.idx, "failed", None, None, None, *failed[pos]) if pos in failed
+            else (item.idx, "pending", None, None, None, None, None)
+            for pos, item in enumerate(items)
+        )  # fmt: skip
 
     async def _resume(self, submission: int, items: Sequence[Item]) -> None:
         try:
@@ -564,12 +557,3 @@ class _Runner:
         if found.status is BillStatus.FAILED:
             return (item.idx, "failed", found.provider_id, "failed", None, "OperationFailed", "creation failed")
         return self._done(item, found)
-
-
-def _problem_index(name: str) -> int | None:
-    """``3`` for a problem field ``[3].total`` (or ``bills[3].total``); None for a field of the whole submission."""
-    found = _INDEXED.match(name)
-    return int(found.group(1)) if found else None
-
-
-_INDEXED = re.compile(r"^\w*\[(\d+)\]")

@@ -14,6 +14,7 @@ another process. ``state`` is the operation's token state (the provider's ids), 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from billkit.errors import (
 from billkit.models import Bill, BillStatus, BulkResult
 from billkit.operations import PollResult, Started
 
-__all__ = ["Stage", "found", "proves_not_created", "read", "send", "send_many", "updates"]
+__all__ = ["Stage", "found", "problem_index", "proves_not_created", "read", "refused", "send", "send_many", "updates"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,31 @@ def proves_not_created(exc: BaseException) -> bool:
         status = exc.status_code or 0
         return 400 <= status < 500 and status not in (408, 409, 429)
     return False
+
+
+def problem_index(name: str) -> int | None:
+    """``3`` for a problem field ``[3].total`` (or ``bills[3].total``); None for a field of the whole submission."""
+    found = _INDEXED.match(name)
+    return int(found.group(1)) if found else None
+
+
+_INDEXED = re.compile(r"^\w*\[(\d+)\]")
+
+
+def refused(exc: ValidationError | BulkRejected, count: int) -> dict[int, tuple[str, str]]:
+    """A submission of ``count`` bills refused before anything was created: the positions that fail, each with its
+    error type and message (the item's own problems, else the refusal's). The others may be sent again without
+    them. A refusal that names no bill, or has a problem of the whole submission, fails every position: sending
+    them again would be refused again."""
+    errors: dict[int, BillkitError] = dict(exc.item_errors) if isinstance(exc, BulkRejected) else {}
+    named = set(errors) if isinstance(exc, BulkRejected) else {problem_index(p.field) for p in exc.problems}
+    positions = range(count) if not named or None in named else sorted(p for p in named if p is not None)
+    out: dict[int, tuple[str, str]] = {}
+    for pos in positions:
+        err = errors.get(pos, exc)
+        mine = [str(p) for p in getattr(exc, "problems", []) if problem_index(p.field) == pos]
+        out[pos] = (type(err).__name__, "; ".join(mine) if mine else err.message)
+    return out
 
 
 def _stage(kind: str | None, op_id: str | None, state: Mapping[str, Any] | None, result: PollResult | None) -> Stage:

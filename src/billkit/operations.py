@@ -908,34 +908,22 @@ class ThreadPoller(Scheduler):
         list(self._pool.map(self._read, due))
 
     def _read(self, core: _Core) -> None:
-        with self._cond:
-            if core.done:
-                self._reading.discard(core)
-                return
-            self._read_started(core)
-        with tracing.status_read(core, background=True) as span:
-            try:
-                outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
-            except Exception as exc:
-                outcome = exc
-            except BaseException:
-                with self._cond:
-                    self._in_flight -= 1
-                    self._reading.discard(core)
-                    self._put_back(core)
-                raise
-            with self._cond:
-                self._reading.discard(core)
-                self._read_ended(core, outcome)
-                span.read_ended(core, outcome)
+        self._read_one(core, background=True)
 
     def read_now(self, core: _Core) -> None:
         """One status read of ``core`` in the calling thread (``op.refresh()``)."""
+        self._read_one(core, background=False)
+
+    def _read_one(self, core: _Core, *, background: bool) -> None:
+        """A read by the poller thread (``background``: the core is in ``_reading``, and goes back to the schedule
+        if the read is interrupted) or by a caller's thread."""
         with self._cond:
             if core.done:
+                if background:
+                    self._reading.discard(core)
                 return
             self._read_started(core)
-        with tracing.status_read(core, background=False) as span:
+        with tracing.status_read(core, background=background) as span:
             try:
                 outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
             except Exception as exc:
@@ -943,8 +931,13 @@ class ThreadPoller(Scheduler):
             except BaseException:
                 with self._cond:
                     self._in_flight -= 1
+                    if background:
+                        self._reading.discard(core)
+                        self._put_back(core)
                 raise
             with self._cond:
+                if background:
+                    self._reading.discard(core)
                 self._read_ended(core, outcome)
                 span.read_ended(core, outcome)
 

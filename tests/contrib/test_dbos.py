@@ -63,6 +63,18 @@ def engine_for(database: str) -> Iterator[Any]:
     gc.collect()  # the coroutines of workflows still waiting at shutdown end here, not in a later test
 
 
+def sent_by_a_dead_worker(engine: bd.Engine, box: Sandbox, batch: str, idx: int, *, sent_ago: float) -> None:
+    """Item ``idx`` as a worker killed mid-request leaves it: its intent written (one attempt, ``sent_ago``
+    seconds ago) and the bill created at the provider, the answer lost."""
+    with engine.sql.begin() as c:
+        where = (bd._items.c.batch == batch, bd._items.c.idx == idx)
+        row = c.execute(sa.select(bd._items).where(*where)).one()
+        c.execute(sa.update(bd._items).where(*where).values(state="sending", attempts=1,
+                                                            first_sent=time.time() - sent_ago))  # fmt: skip
+    with billkit.Client(box.provider, sandbox=box) as direct:
+        direct.create(billkit.Bill.model_validate_json(row.bill))
+
+
 @pytest.mark.parametrize("provider", ["accepteasy", "billcom", "facturapi"])
 def test_every_bill_is_created_once_and_accounted_for_in_order(provider: str, engine_for: Any) -> None:
     box = real_box(provider)
@@ -89,12 +101,7 @@ def test_a_send_that_may_have_reached_the_provider_is_looked_up_not_sent_again(e
     engine = engine_for(box)
     bills = bills_for("facturapi", 3)
     batch = engine.submit(bills, provider="facturapi")
-    with engine.sql.begin() as c:
-        row = c.execute(sa.select(bd._items).where(bd._items.c.batch == batch, bd._items.c.idx == 1)).one()
-        c.execute(sa.update(bd._items).where(bd._items.c.batch == batch, bd._items.c.idx == 1)
-                  .values(state="sending", attempts=1, first_sent=time.time()))  # fmt: skip
-    with billkit.Client("facturapi", sandbox=box) as direct:  # what the dead worker's request did
-        direct.create(billkit.Bill.model_validate_json(row.bill))
+    sent_by_a_dead_worker(engine, box, batch, 1, sent_ago=0.0)
     assert sum(map(len, held(box).values())) == 1
     engine.launch(["facturapi"])
     assert engine.wait(batch, timeout=180).ok
@@ -193,17 +200,12 @@ def test_the_database_is_a_url_and_its_password_is_not_shown() -> None:
 
 def test_bill_s_chunk_looks_up_the_items_in_doubt_together_and_sends_the_rest_in_one_bulk(engine_for: Any) -> None:
     """BILL runs 100 bills per workflow as one bulk; an item a dead worker may have sent is found by the
-    vendor listing (after BILL's settling time, here shortened), never created twice."""
+    vendor listing (once BILL's settling time is over), never created twice."""
     box = real_box("billcom")
     engine = engine_for(box)
     bills = bills_for("billcom", 5)
     batch = engine.submit(bills, provider="billcom")
-    with engine.sql.begin() as c:
-        row = c.execute(sa.select(bd._items).where(bd._items.c.batch == batch, bd._items.c.idx == 3)).one()
-        c.execute(sa.update(bd._items).where(bd._items.c.batch == batch, bd._items.c.idx == 3)
-                  .values(state="sending", attempts=1, first_sent=time.time() - 600))  # fmt: skip
-    with billkit.Client("billcom", sandbox=box) as direct:  # what the dead worker's bulk did for item 3
-        direct.create(billkit.Bill.model_validate_json(row.bill))
+    sent_by_a_dead_worker(engine, box, batch, 3, sent_ago=600.0)  # BILL's 120 s settling time is over
     engine.launch(["billcom"])
     assert engine.wait(batch, timeout=180).ok
     assert sorted(map(len, held(box).values())) == [1] * 5, "each bill held once"

@@ -23,7 +23,6 @@ import pytest
 
 pytest.importorskip("dbos")
 
-import billkit
 from billkit.client import adapter_class
 from billkit.clock import SystemClock
 from billkit.contrib.dbos import Engine
@@ -151,5 +150,3 @@ def test_throughput_with_one_two_and_four_workers(database: str) -> None:
         assert run.bill_peak <= 3
     print("\nthroughput (items/s, ratio to 1 worker): " + ", ".join(
         f"{n} workers {r:.0f}/s ({r / rates[1]:.2f}x)" for n, r in rates.items()))  # fmt: skip
-    assert all(r > 0 for r in rates.values())
-    _ = billkit  # the package under test

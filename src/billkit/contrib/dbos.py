@@ -62,7 +62,6 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised by the plain-
     ) from None
 
 from billkit import durable
-from billkit.batch import _problem_index
 from billkit.client import AsyncClient, adapter_class
 from billkit.durable import Stage
 from billkit.errors import BillkitError, BulkRejected, ConfigurationError, ValidationError
@@ -645,14 +644,13 @@ async def _send_many_step(batch: str, first: int, count: int) -> dict[str, Any]:
         try:
             stages = await durable.send_many(client, [Bill.model_validate_json(i.bill) for i in send])
         except (ValidationError, BulkRejected) as exc:  # refused whole, nothing created: the named items fail
-            named = _named(exc)
+            failed = durable.refused(exc, len(send))
             for pos, i in enumerate(send):
-                if pos in named or not named:
-                    err = named.get(pos, exc)
-                    _write(batch, i.idx, state="failed", error_type=type(err).__name__, error=_named_message(exc, pos))
+                if pos in failed:
+                    _write(batch, i.idx, state="failed", error_type=failed[pos][0], error=failed[pos][1])
                 else:  # not sent: back to pending, so the next round sends it without a look-up
                     _write(batch, i.idx, state="pending", attempts=i.attempts)
-            return _again(0) if named and len(named) < len(send) else {"next": "done", "waits": []}
+            return _again(0) if len(failed) < len(send) else {"next": "done", "waits": []}
         except BillkitError as exc:
             kind, message = _error(exc)
             for i in send:
@@ -667,24 +665,6 @@ async def _send_many_step(batch: str, first: int, count: int) -> dict[str, Any]:
             _record(batch, i.idx, stage)
     items, _ = _range(batch, first, count)
     return {"next": "done", "waits": [i.idx for i in items if i.state == "waiting"]}
-
-
-def _named(exc: BillkitError) -> dict[int, BillkitError]:
-    """The items (positions in the bulk) a refusal names, with each one's error."""
-    if isinstance(exc, BulkRejected):
-        return dict(exc.item_errors)
-    assert isinstance(exc, ValidationError)
-    return {pos: exc for p in exc.problems if (pos := _problem_index(p.field)) is not None}
-
-
-def _named_message(exc: BillkitError, pos: int) -> str:
-    if isinstance(exc, ValidationError):
-        mine = [str(p) for p in exc.problems if _problem_index(p.field) == pos]
-        if mine:
-            return "; ".join(mine)
-    if isinstance(exc, BulkRejected) and pos in exc.item_errors:
-        return exc.item_errors[pos].message
-    return exc.message
 
 
 @DBOS.step(name="billkit.give_up_many")
