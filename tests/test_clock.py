@@ -54,3 +54,24 @@ async def test_system_clock_sleep_until_returns_on_event(anyio_backend: str) -> 
 def test_advance_refuses_negative() -> None:
     with pytest.raises(ValueError):
         anyio.run(VirtualClock().advance, -1)
+
+
+def test_a_claimed_part_stays_in_autojump_until_the_claim_is_released() -> None:
+    """A wait over several clients claims their pollers before telling any of them: a poller that has not seen
+    the wait yet and says "nobody waits for me" (leave) must not drop out, or the others jump time past its reads."""
+    import threading
+
+    clock = VirtualClock()
+    a, b = threading.Condition(), threading.Condition()
+    clock.claim(a)
+    clock.claim(b)
+    clock.leave(b)  # b's poller, before it saw the wait
+    assert set(clock._parts) == {a, b}, "a claimed part does not leave"
+    clock.release(b)
+    assert set(clock._parts) == {a}, "released: it leaves"
+    clock.claim(a)
+    clock.release(a)
+    assert set(clock._parts) == {a}, "one claim of two released: still in"
+    clock.leave(a, force=True)
+    assert clock._parts == {}, "a poller thread that ends leaves, claimed or not"
+    clock.release(a)  # nothing left to release: no error

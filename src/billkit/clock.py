@@ -98,13 +98,15 @@ class _Sleeper:
 
 
 class _Part:
-    """A thread that takes part in blocking autojump: idle (waiting on the clock until ``deadline``) or busy."""
+    """A thread that takes part in blocking autojump: idle (waiting on the clock until ``deadline``) or busy.
+    ``claims``: how many waits across several clients hold it in (:meth:`VirtualClock.claim`)."""
 
-    __slots__ = ("deadline", "idle")
+    __slots__ = ("claims", "deadline", "idle")
 
     def __init__(self) -> None:
         self.idle = False
         self.deadline: float | None = None
+        self.claims = 0
 
 
 class VirtualClock:
@@ -283,8 +285,31 @@ class VirtualClock:
         with self._thread_lock:
             self._parts.setdefault(condition, _Part())
 
-    def leave(self, condition: threading.Condition) -> None:
+    def claim(self, condition: threading.Condition) -> None:
+        """Hold the poller that waits on ``condition`` in autojump for a wait over several clients' operations,
+        from before any of their pollers is told of the wait until :meth:`release`: until then a poller that has
+        not yet seen the wait cannot :meth:`leave`, so the others cannot jump time past its reads meanwhile."""
         with self._thread_lock:
+            self._parts.setdefault(condition, _Part()).claims += 1
+
+    def release(self, condition: threading.Condition) -> None:
+        """The end of a :meth:`claim`: the part leaves once no claim holds it."""
+        with self._thread_lock:
+            part = self._parts.get(condition)
+            if part is None:
+                return
+            part.claims = max(0, part.claims - 1)
+            if part.claims:
+                return
+        self.leave(condition)
+
+    def leave(self, condition: threading.Condition, *, force: bool = False) -> None:
+        """The poller that waits on ``condition`` takes no part in autojump any more (nobody waits for it; with
+        ``force``, its thread ends, claimed or not, so that it never holds the others' time still)."""
+        with self._thread_lock:
+            part = self._parts.get(condition)
+            if part is not None and part.claims and not force:
+                return
             self._parts.pop(condition, None)
             due = self._jump_when_quiet()
         self._notify_parts(due, None)
