@@ -106,6 +106,25 @@ async def test_submit_and_submit_many_of_many_creates(anyio_backend: str) -> Non
         assert all(item.ok for item in result)
 
 
+async def test_a_bill_a_status_read_ends_in_says_that_read(anyio_backend: str) -> None:
+    async with billkit.AsyncClient("facturapi", sandbox=True) as client:
+        op = await client.submit(invoice("FA-0009"))
+        submitted = op.response
+        bill = await op
+        made = client.requests_made
+        assert bill.response is not None and submitted is not None
+        assert bill.response.method == "GET" and bill.response.url.endswith(f"/invoices/{bill.provider_id}")
+        assert bill.response.request_id and bill.response.request_id != submitted.request_id
+        assert client.requests_made == made, "reading bill.response sends nothing"
+
+
+def test_a_blocking_wait_gives_the_bill_of_the_last_read() -> None:
+    with billkit.Client("facturapi", sandbox=True) as client:
+        bill = client.submit(invoice("FA-0010")).result()
+        assert bill.response is not None and bill.response.method == "GET"
+        assert bill.response.status_code == 200 and bill.response.request_id
+
+
 async def test_retried_answers_are_listed_and_the_last_one_is_the_result(anyio_backend: str) -> None:
     box = FacturapiSandbox(VirtualClock(), Faults().once("server_error", match="POST"))
     async with billkit.AsyncClient("facturapi", sandbox=box) as client:

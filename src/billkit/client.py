@@ -1007,6 +1007,7 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
             policy=policy,
             io=self._io.with_retry(policy.read_retry),
             token_key=self._token_key,
+            answers=self._answers,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -1310,6 +1311,7 @@ class Client(_Base[_E], Generic[_SN, _E]):
             policy=policy,
             io=self._io.with_retry(policy.read_retry),
             token_key=self._token_key,
+            answers=self._answers,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------

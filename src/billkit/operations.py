@@ -53,6 +53,7 @@ from billkit.errors import (
 )
 from billkit.flows import AsyncIO, Flow, LazyModule, SyncIO, on_fork
 from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
+from billkit.responses import attach
 from billkit.tokens import TokenKey, decode_token, encode_token
 from billkit.transport import RetryPolicy, is_transient
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 
     import anyio
 
+    from billkit.flows import Seen
     from billkit.responses import ResponseInfo
 else:
     anyio = LazyModule("anyio")  # blocking code never needs it
@@ -359,6 +361,7 @@ class Scheduler:
         policy: PollPolicy,
         rng: random.Random | None = None,
         token_key: TokenKey | None = None,
+        answers: Callable[[list[Seen]], tuple[ResponseInfo, ...]] | None = None,
     ) -> None:
         self.provider = provider
         self.token_key = token_key
@@ -375,6 +378,8 @@ class Scheduler:
         self.peak_reads_in_flight = 0
         self._in_flight = 0
         self._guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        #: the ResponseInfo of a read's answers (the client's), so a bill a read ends in has ``bill.response``
+        self.answers = answers
         tracing.track(self)
 
     def __repr__(self) -> str:
@@ -610,6 +615,14 @@ class Scheduler:
         if not core.done and core.seq == -1 and not self._closed:
             self._schedule(core, 0.0)
 
+    def _with_answers(self, outcome: PollResult, seen: list[Seen]) -> PollResult:
+        """``outcome``, its bill (if the read ended in one) saying which answers it was read from
+        (``bill.response``, as for a bill from ``create``)."""
+        value = outcome.value
+        if seen and isinstance(value, Bill) and self.answers is not None:
+            attach(value, self.answers(seen))
+        return outcome
+
     def _read_started(self, core: _Core) -> None:
         core.polls += 1
         self.reads += 1
@@ -657,8 +670,10 @@ class AsyncPoller(Scheduler):
         io: AsyncIO,
         rng: random.Random | None = None,
         token_key: TokenKey | None = None,
+        answers: Callable[[list[Seen]], tuple[ResponseInfo, ...]] | None = None,
     ) -> None:
-        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng, token_key=token_key)
+        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng, token_key=token_key,
+                         answers=answers)  # fmt: skip
         self._io = io
         self._running = False
         self._kick: anyio.Event | None = None
@@ -736,13 +751,19 @@ class AsyncPoller(Scheduler):
             for core in queue:  # interrupted before these were read: due again at once
                 self._put_back(core)
 
+    async def _poll_once(self, core: _Core) -> PollResult:
+        if self.answers is None:
+            return await self._io.run(self._poll(core.kind, core.token_state))
+        io, seen = self._io.capturing()
+        return self._with_answers(await io.run(self._poll(core.kind, core.token_state)), seen)
+
     async def _read(self, core: _Core) -> None:
         if core.done:
             return
         self._read_started(core)
         with tracing.status_read(core, background=True) as span:
             try:
-                outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
+                outcome: PollResult | BaseException = await self._poll_once(core)
             except Exception as exc:
                 outcome = exc
             except BaseException:
@@ -759,7 +780,7 @@ class AsyncPoller(Scheduler):
         self._read_started(core)
         with tracing.status_read(core, background=False) as span:
             try:
-                outcome: PollResult | BaseException = await self._io.run(self._poll(core.kind, core.token_state))
+                outcome: PollResult | BaseException = await self._poll_once(core)
             except Exception as exc:
                 outcome = exc
             except BaseException:
@@ -813,8 +834,10 @@ class ThreadPoller(Scheduler):
         io: SyncIO,
         rng: random.Random | None = None,
         token_key: TokenKey | None = None,
+        answers: Callable[[list[Seen]], tuple[ResponseInfo, ...]] | None = None,
     ) -> None:
-        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng, token_key=token_key)
+        super().__init__(provider=provider, poll=poll, clock=clock, policy=policy, rng=rng, token_key=token_key,
+                         answers=answers)  # fmt: skip
         self._io = io
         self._cond = threading.Condition(threading.RLock())
         self._guard = self._cond
@@ -914,6 +937,12 @@ class ThreadPoller(Scheduler):
         """One status read of ``core`` in the calling thread (``op.refresh()``)."""
         self._read_one(core, background=False)
 
+    def _poll_once(self, core: _Core) -> PollResult:
+        if self.answers is None:
+            return self._io.run(self._poll(core.kind, core.token_state))
+        io, seen = self._io.capturing()
+        return self._with_answers(io.run(self._poll(core.kind, core.token_state)), seen)
+
     def _read_one(self, core: _Core, *, background: bool) -> None:
         """A read by the poller thread (``background``: the core is in ``_reading``, and goes back to the schedule
         if the read is interrupted) or by a caller's thread."""
@@ -925,7 +954,7 @@ class ThreadPoller(Scheduler):
             self._read_started(core)
         with tracing.status_read(core, background=background) as span:
             try:
-                outcome: PollResult | BaseException = self._io.run(self._poll(core.kind, core.token_state))
+                outcome: PollResult | BaseException = self._poll_once(core)
             except Exception as exc:
                 outcome = exc
             except BaseException:
