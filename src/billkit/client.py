@@ -45,6 +45,7 @@ from billkit.errors import (
     WebhookVerificationError,
 )
 from billkit.flows import AsyncIO, AsyncMode, CallOptions, Flow, Lane, Native, Seen, SyncIO, SyncMode, on_fork
+from billkit.httpstack import SandboxBridge, Stack, StackName, choose
 from billkit.models import Bill, BillStatus, BulkResult
 from billkit.operations import (
     AsyncPoller,
@@ -65,6 +66,9 @@ from billkit.transport import DEFAULT_MAX_RESPONSE_BYTES, Response, RetryPolicy,
 
 if TYPE_CHECKING:
     # types only (no import at run time): the static twin of PROVIDERS, for the per-provider overloads below
+    # the httpx2 stack's types (an optional extra: without it these read as Any to a type checker)
+    import httpx2
+
     from billkit.providers.accepteasy.client import AcceptEasyNative
     from billkit.providers.accepteasy.webhooks import WebhookEvent as AcceptEasyEvent
     from billkit.providers.billcom.client import BillcomNative
@@ -115,21 +119,22 @@ class _Options(TypedDict, total=False):
     clock: Clock | None
     max_response_bytes: int
     token_key: str | bytes | TokenKey | None
+    http_stack: StackName | None
 
 
 class ClientOptions(_Options, total=False):
     """The options every provider's :class:`Client` takes besides its credentials (for typed wrappers:
     ``def make(provider: str, **options: Unpack[ClientOptions]) -> Client: ...``)."""
 
-    http_client: httpx.Client | None
-    transport: httpx.BaseTransport | None
+    http_client: httpx.Client | httpx2.Client | None
+    transport: httpx.BaseTransport | httpx2.BaseTransport | None
 
 
 class AsyncClientOptions(_Options, total=False):
     """The options every provider's :class:`AsyncClient` takes besides its credentials."""
 
-    http_client: httpx.AsyncClient | httpx.Client | None
-    transport: httpx.AsyncBaseTransport | None
+    http_client: httpx.AsyncClient | httpx.Client | httpx2.AsyncClient | httpx2.Client | None
+    transport: httpx.AsyncBaseTransport | httpx2.AsyncBaseTransport | None
 
 
 def _merge_credentials(
@@ -468,6 +473,7 @@ class _Base(Generic[_E]):
     clock: Clock
     retry: RetryPolicy
     poll_policy: PollPolicy
+    _stack: Stack
     _adapter_cls: type[Adapter]
     _adapter: Adapter
     _transport: Transport
@@ -536,15 +542,31 @@ class _Base(Generic[_E]):
         mode = "sandbox" if self.sandbox is not None else self._transport.base_url
         return f"<billkit.{type(self).__name__} {self.provider} {mode}>"
 
-    def _lane(
-        self,
-        http: httpx.Client | httpx.AsyncClient,
-        pick: Callable[[httpx.URL], httpx.BaseTransport | httpx.AsyncBaseTransport],
-    ) -> Lane:
-        """The lane of an httpx client billkit made: its default headers merged into the Transport's once, and the
-        transport it would pick for the base URL (its proxy mount, if the environment sets one) called directly."""
+    def _lane(self, http: Any) -> Lane:
+        """The lane of an httpx (or httpx2) client billkit made: its default headers merged into the Transport's
+        once, and the transport it would pick for the base URL (its proxy mount, if the environment sets one) called
+        directly."""
         self._transport.merge_client_headers(http.headers)
-        return Lane(http, pick(httpx.URL(self._transport.base_url)))
+        lane = Lane(http)
+        lane.direct = http._transport_for_url(lane.stack.URL(self._transport.base_url))
+        return lane
+
+    def _own_transport(self, transport: Any, stack: Stack) -> Any:
+        """The transport of an HTTP client billkit makes: the one given, else the sandbox's (through the bridge on
+        httpx2, since a sandbox is an httpx transport), else None (the library's own)."""
+        if transport is None and self.sandbox is not None:
+            transport = self.sandbox
+        if transport is not None and stack.name == "httpx2":
+            from billkit.sandboxing import Sandbox
+
+            if isinstance(transport, Sandbox):
+                return SandboxBridge(transport, stack)
+        return transport
+
+    @property
+    def http_stack(self) -> StackName:
+        """``"httpx"`` or ``"httpx2"``: the HTTP library this client runs on (see :mod:`billkit.httpstack`)."""
+        return self._stack.name
 
     def _check_open(self) -> None:
         if self._closed:
@@ -960,15 +982,17 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
         timeout: float | Timeouts | None = None,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
-        http_client: httpx.AsyncClient | httpx.Client | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | httpx.Client | httpx2.AsyncClient | httpx2.Client | None = None,
+        transport: httpx.AsyncBaseTransport | httpx2.AsyncBaseTransport | None = None,
         sandbox: bool | Sandbox | None = None,
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         token_key: str | bytes | TokenKey | None = None,
         credentials: Mapping[str, str | None] | None = None,
+        http_stack: StackName | None = None,
         **provider_credentials: str | None,
     ) -> None:
+        stack = self._stack = choose(http_client, transport, http_stack=http_stack)
         self._configure(
             provider,
             blocking=False,
@@ -982,17 +1006,18 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
             token_key=token_key,
             credentials=_merge_credentials(provider, provider_credentials, credentials),
         )
-        self._owns_http = http_client is None or isinstance(http_client, httpx.Client)
-        if isinstance(http_client, httpx.Client):
-            http = httpx.AsyncClient(transport=_SyncClientTransport(http_client))
+        self._owns_http = http_client is None or isinstance(http_client, stack.Client)
+        http: Any
+        if isinstance(http_client, stack.Client):
+            http = stack.AsyncClient(transport=_SyncClientTransport(http_client, stack))
         elif http_client is not None:
             http = http_client
         else:
-            if transport is None and self.sandbox is not None:
-                transport = self.sandbox
-            http = httpx.AsyncClient(transport=transport, timeout=self.timeouts.to_httpx(), follow_redirects=False)
+            timeout = stack.timeout(self.timeouts.to_httpx())
+            own = self._own_transport(transport, stack)
+            http = stack.AsyncClient(transport=own, timeout=timeout, follow_redirects=False)
         self._http = http
-        lane = self._lane(http, http._transport_for_url) if self._owns_http else Lane(http)
+        lane = self._lane(http) if self._owns_http else Lane(http)
         self._io = AsyncIO(lane, self.clock, self.retry, self._adapter_cls.max_in_flight)
         self._scheduler = self._new_scheduler(self.poll_policy)
         self._owns_scheduler = True
@@ -1182,18 +1207,20 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
 
 
 class _SyncClientTransport(httpx.AsyncBaseTransport):
-    """Lets a caller's ``httpx.Client`` serve an AsyncClient (each request runs in a worker thread)."""
+    """Lets a caller's ``httpx.Client`` (or ``httpx2.Client``) serve an AsyncClient (each request runs in a worker
+    thread)."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: Any, stack: Stack) -> None:
         self._client = client
+        self._stack = stack
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
         body = await request.aread()
         sync_request = self._client.build_request(request.method, request.url, headers=request.headers, content=body)
         import anyio.to_thread  # only for a blocking httpx.Client handed to the async client
 
         response = await anyio.to_thread.run_sync(lambda: self._client.send(sync_request))
-        return httpx.Response(response.status_code, headers=response.headers, content=response.content)
+        return self._stack.Response(response.status_code, headers=response.headers, content=response.content)
 
 
 class Client(_Base[_E], Generic[_SN, _E]):
@@ -1256,18 +1283,20 @@ class Client(_Base[_E], Generic[_SN, _E]):
         timeout: float | Timeouts | None = None,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | httpx2.Client | None = None,
+        transport: httpx.BaseTransport | httpx2.BaseTransport | None = None,
         sandbox: bool | Sandbox | None = None,
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         token_key: str | bytes | TokenKey | None = None,
         credentials: Mapping[str, str | None] | None = None,
+        http_stack: StackName | None = None,
         **provider_credentials: str | None,
     ) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
+        stack = choose(http_client, transport, http_stack=http_stack)
+        if http_client is not None and not isinstance(http_client, stack.Client):
             raise ConfigurationError(
-                "the blocking Client takes an httpx.Client (use AsyncClient for an httpx.AsyncClient)"
+                f"the blocking Client takes an {stack.name}.Client (use AsyncClient for an {stack.name}.AsyncClient)"
             )
         self._configure(
             provider,
@@ -1283,9 +1312,8 @@ class Client(_Base[_E], Generic[_SN, _E]):
             credentials=_merge_credentials(provider, provider_credentials, credentials),
         )
         self._owns_http = http_client is None
-        if transport is None and self.sandbox is not None:
-            transport = self.sandbox
-        self._http_transport = transport
+        self._stack = stack
+        self._http_transport = self._own_transport(transport, stack)
         lane = self._new_lane() if http_client is None else Lane(http_client)
         self._io = SyncIO([lane], self.clock, self.retry, self._adapter_cls.max_in_flight)
         self._scheduler = self._new_scheduler(self.poll_policy)
@@ -1295,8 +1323,9 @@ class Client(_Base[_E], Generic[_SN, _E]):
         on_fork(self, Client._after_fork)
 
     def _new_lane(self) -> Lane:
-        http = httpx.Client(transport=self._http_transport, timeout=self.timeouts.to_httpx(), follow_redirects=False)
-        return self._lane(http, http._transport_for_url)
+        timeout = self._stack.timeout(self.timeouts.to_httpx())
+        http = self._stack.Client(transport=self._http_transport, timeout=timeout, follow_redirects=False)
+        return self._lane(http)
 
     def _after_fork(self) -> None:
         # the parent's pool (its sockets and locks) is not this process's to use

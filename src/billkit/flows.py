@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 import httpx
 
 from billkit.errors import BillkitError
+from billkit.httpstack import Stack, failure_classes, stack_of
 
 if TYPE_CHECKING:
     import anyio
@@ -447,11 +448,12 @@ class Seen:
 def _failure(exc: Exception) -> Failure:
     """An exception from the HTTP layer (or from a user's transport) as data for the retry decision."""
     name = type(exc).__name__
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+    not_sent, timed_out, transport = failure_classes()  # httpx's, and httpx2's once loaded
+    if isinstance(exc, not_sent):
         return Failure(FailureKind.NOT_SENT, name)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, timed_out):
         return Failure(FailureKind.TIMEOUT, name)
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, transport):
         return Failure(FailureKind.DROPPED, name)
     # anything else from a transport (a user's mock, a bug below us): the request may have gone out
     return Failure(FailureKind.DROPPED, f"{name}: {exc}")
@@ -473,17 +475,16 @@ class Lane:
     once, with the client's own default headers already merged by the Transport, and handed to that transport, so
     none of httpx's per-request client work (merging, cookie jars, hooks) is paid for features billkit does not use.
     A client the caller passed in is always used through its ``send``, hooks, auth and cookies included.
+    ``stack`` is the client's library (httpx or httpx2, :mod:`billkit.httpstack`): requests are built with its
+    classes.
     """
 
-    __slots__ = ("direct", "http", "timeout")
+    __slots__ = ("direct", "http", "stack", "timeout")
 
-    def __init__(
-        self,
-        http: httpx.Client | httpx.AsyncClient,
-        direct: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.http: Any = http  # an httpx.Client for SyncIO, an httpx.AsyncClient for AsyncIO
-        self.direct: Any = direct
+    def __init__(self, http: Any, direct: Any = None) -> None:
+        self.http: Any = http  # an httpx(2).Client for SyncIO, an httpx(2).AsyncClient for AsyncIO
+        self.direct: Any = direct  # that client's transport for the base URL
+        self.stack = stack_of(http)
         self.timeout = http.timeout.as_dict()
 
 
@@ -510,9 +511,9 @@ class _Download:
 
 
 @functools.lru_cache(maxsize=512)
-def _parsed_url(url: str) -> tuple[httpx.URL, bytes | None]:
+def _parsed_url(url: str, stack: Stack) -> tuple[Any, bytes | None]:
     """``url`` parsed once (an ``httpx.URL`` is immutable) with its ``Host`` header value, as httpx would add it."""
-    parsed = httpx.URL(url)
+    parsed = stack.URL(url)
     return parsed, parsed.netloc if parsed.host else None
 
 
@@ -522,16 +523,18 @@ _AUTO_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
 _EMPTY_LENGTH = frozenset({"POST", "PUT", "PATCH"})
 
 
-def _request(ex: Exchange, timeout: dict[str, float | None]) -> httpx.Request:
-    """The ``httpx.Request`` of ``ex``, with the headers and body httpx itself would give it (same order: ``Host``,
-    billkit's headers, ``Content-Length``), built without httpx's per-request parsing: the URL is parsed once per
-    distinct URL, the headers are encoded straight to bytes, and the body is handed over as a ready stream."""
-    extensions = {"timeout": ex.timeout.as_dict() if ex.timeout is not None else timeout}
+def _request(ex: Exchange, lane: Lane) -> Any:
+    """The ``httpx.Request`` of ``ex`` (``httpx2.Request`` on an httpx2 lane), with the headers and body httpx itself
+    would give it (same order: ``Host``, billkit's headers, ``Content-Length``), built without httpx's per-request
+    parsing: the URL is parsed once per distinct URL, the headers are encoded straight to bytes, and the body is
+    handed over as a ready stream."""
+    stack = lane.stack
+    extensions = {"timeout": ex.timeout.as_dict() if ex.timeout is not None else lane.timeout}
     content = ex.content
     if content is None or type(content) is bytes:
         raw: list[tuple[bytes, bytes]] = []
         try:
-            url, host = _parsed_url(ex.url)
+            url, host = _parsed_url(ex.url, stack)
             if host is not None:
                 raw.append((b"Host", host))
             if not content and ex.method in _EMPTY_LENGTH:
@@ -540,16 +543,16 @@ def _request(ex: Exchange, timeout: dict[str, float | None]) -> httpx.Request:
                 if type(key) is not str or type(value) is not str or key.lower() in _AUTO_HEADERS:
                     raise LookupError  # not the common case: let httpx handle it
                 raw.append((key.encode("ascii"), value.encode("ascii")))
-        except (LookupError, UnicodeEncodeError, httpx.InvalidURL):
+        except (LookupError, UnicodeEncodeError, stack.InvalidURL):
             pass  # httpx's own construction below raises (or copes) as it always did
         else:
             if content:
                 raw.append((b"Content-Length", str(len(content)).encode()))
-            request = httpx.Request(ex.method, url, params=ex.params, headers=httpx.Headers(raw),
-                                    stream=httpx.ByteStream(content or b""), extensions=extensions)  # fmt: skip
+            request = stack.Request(ex.method, url, params=ex.params, headers=stack.Headers(raw),
+                                    stream=stack.ByteStream(content or b""), extensions=extensions)  # fmt: skip
             request.read()
             return request
-    return httpx.Request(
+    return stack.Request(
         ex.method,
         ex.url,
         params=ex.params,
@@ -661,7 +664,7 @@ class AsyncIO(_IO):
         lane = self._lane
         try:
             if lane.direct is not None:
-                response = await lane.direct.handle_async_request(_request(ex, lane.timeout))
+                response = await lane.direct.handle_async_request(_request(ex, lane))
             else:
                 request = lane.http.build_request(
                     ex.method,
@@ -669,7 +672,7 @@ class AsyncIO(_IO):
                     params=ex.params,
                     content=ex.content,
                     headers=ex.headers,
-                    timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    timeout=lane.stack.USE_CLIENT_DEFAULT if ex.timeout is None else lane.stack.timeout(ex.timeout),
                 )
                 response = await lane.http.send(request, stream=True)
             try:
@@ -830,7 +833,7 @@ class SyncIO(_IO):
         lane = self._lanes[0]
         try:
             if lane.direct is not None:
-                response = lane.direct.handle_request(_request(ex, lane.timeout))
+                response = lane.direct.handle_request(_request(ex, lane))
             else:
                 request = lane.http.build_request(
                     ex.method,
@@ -838,7 +841,7 @@ class SyncIO(_IO):
                     params=ex.params,
                     content=ex.content,
                     headers=ex.headers,
-                    timeout=ex.timeout if ex.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    timeout=lane.stack.USE_CLIENT_DEFAULT if ex.timeout is None else lane.stack.timeout(ex.timeout),
                 )
                 response = lane.http.send(request, stream=True)
             try:
