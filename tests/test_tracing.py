@@ -116,6 +116,61 @@ async def test_submit_and_wait_links_every_status_read_to_the_submit(otel: Otel,
     assert all(attrs(r)["billkit.outcome"] == "running" for r in reads[:-1])
 
 
+async def test_a_resumed_operation_links_its_reads_to_the_submit_not_to_the_resume(
+    otel: Otel, anyio_backend: str
+) -> None:
+    box = kit.sandbox("accepteasy", clock=VirtualClock())
+    async with AsyncClient("accepteasy", sandbox=box, poll=billkit.PollPolicy(first_delay=60)) as first:
+        token = (await first.submit(ae_bill("LI-resume"))).token  # then "the process ends"
+    submit = otel.one("billkit.accepteasy.submit")
+    otel.spans.clear()
+    async with AsyncClient("accepteasy", sandbox=box) as second:  # "another process", its own trace
+        done = await (await second.resume(token, bulk=False))
+    assert done.reference == "LI-resume"
+    resume = otel.one("billkit.accepteasy.resume")
+    reads = otel.finished("billkit.accepteasy.status_read")
+    assert reads and all([link.context.span_id for link in r.links] == [submit.context.span_id] for r in reads)
+    assert all(r.links[0].context.trace_id == submit.context.trace_id for r in reads)
+    assert resume.context.span_id != submit.context.span_id
+
+
+async def test_native_calls_are_spans_too_with_their_errors(otel: Otel, anyio_backend: str) -> None:
+    from billkit import ValidationError
+    from billkit.providers.facturapi.wire import ProductInput
+
+    async with AsyncClient("facturapi", sandbox=kit.sandbox("facturapi", clock=VirtualClock())) as client:
+        made = await client.native.create_product(
+            ProductInput(description="Ukelele", product_key="60131324", price=Decimal("345.60"))
+        )
+        with pytest.raises(ValidationError):
+            await client.native.create_product(ProductInput(description="x", product_key="123", price=Decimal(1)))
+    created, refused = otel.finished("billkit.facturapi.create_product")
+    assert attrs(created)["billkit.api"] == "native" and attrs(created)["billkit.outcome"] == "ok"
+    assert attrs(refused)["error.type"] == "ValidationError" and made.id
+    with Client("facturapi", sandbox=kit.sandbox("facturapi", clock=VirtualClock())) as blocking:
+        product = ProductInput(description="Bongo", product_key="60131324", price=Decimal(2))
+        again = blocking.native.create_product(product)
+        assert blocking.native.get_product(again.id or "").id == again.id
+    assert attrs(otel.one("billkit.facturapi.get_product"))["billkit.api"] == "native"
+
+
+def test_a_resume_token_with_a_forged_trace_is_refused() -> None:
+    import base64
+    import zlib
+
+    from billkit import TokenError
+    from billkit.tokens import encode_token
+
+    good = encode_token("accepteasy", "create", "x", {"atid": "x"}, trace="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+    packed = good.removeprefix("bk2.")
+    raw = zlib.decompress(base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4)), -15)
+    assert json.loads(raw)["trace"].startswith("00-111")
+    for bad in ("00-" + "0" * 32 + "-" + "2" * 16 + "-01", "01-" + "1" * 32 + "-" + "2" * 16 + "-01", "x"):
+        forged = encode_token("accepteasy", "create", "x", {"atid": "x"}, trace=bad)
+        with billkit.Client("accepteasy", sandbox=True) as client, pytest.raises(TokenError, match="'trace'"):
+            client.resume(forged)
+
+
 async def test_refresh_reads_in_the_callers_trace_with_the_link(otel: Otel, anyio_backend: str) -> None:
     async with AsyncClient("accepteasy", sandbox=kit.sandbox("accepteasy", clock=VirtualClock())) as client:
         op = await client.submit(ae_bill())

@@ -643,13 +643,23 @@ class _Base(Generic[_E]):
             want = "a bulk operation" if bulk else "a single operation"
             raise TokenError(f"resume(bulk={bulk}) expects a token of {want}; this one is of kind {kind!r}",
                              provider=self.provider)  # fmt: skip
+        started = tracing.from_traceparent(body["trace"]) if "trace" in body else None
         if kind != "composite":
             check_state(self._token_states, kind, state)
             core = self._scheduler.new_core(kind, op_id, state, deadline)
+            if started is not None:
+                core.link = started  # its reads link to the span that started it, in whichever process that was
             self._scheduler.start(core)
             return core
         children = [self._child(*item, deadline) for item in self._composite_items(state)]
-        return self._scheduler.composite(op_id, children, deadline)
+        if started is not None:
+            for child in children:
+                if isinstance(child, _Core):
+                    child.link = started
+        parent = self._scheduler.composite(op_id, children, deadline)
+        if started is not None:
+            parent.link = started
+        return parent
 
     @property
     def _token_states(self) -> Mapping[str, type[TokenState]]:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 import httpx
 
+from billkit import tracing
 from billkit.errors import BillkitError
 from billkit.httpstack import Stack, failure_classes, stack_of
 
@@ -921,13 +922,24 @@ class operation(Generic[P, T]):
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
         if obj is None:
             return self
-        fn, run = self.flow, obj._io.run
+        fn, io = self.flow, obj._io
+        run = io.run
+        # one span per call, as for the shared clients' calls: billkit.<provider>.<method> (billkit.api=native)
+        provider, method = getattr(getattr(obj, "_adapter", None), "name", None) or "native", fn.__name__
+
+        async def acall(*args: Any, **kwargs: Any) -> Any:
+            with tracing.call(provider, method) as span:
+                span.set("billkit.api", "native")
+                return await run(fn(obj, *args, **kwargs))
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return run(fn(obj, *args, **kwargs))
+            with tracing.call(provider, method) as span:
+                span.set("billkit.api", "native")
+                return run(fn(obj, *args, **kwargs))
 
-        update_wrapper(call, fn)
-        return call
+        chosen = acall if isinstance(io, AsyncIO) else call
+        update_wrapper(chosen, fn)
+        return chosen
 
 
 class stream(Generic[P, T]):

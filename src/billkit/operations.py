@@ -301,7 +301,8 @@ class _Core:
         return self.state is not OperationState.RUNNING
 
     def token(self) -> str:
-        return encode_token(self.provider, self.kind, self.id, self._token_body(), self.scheduler.token_key)
+        trace = tracing.traceparent(self.link) if self.link is not None else None
+        return encode_token(self.provider, self.kind, self.id, self._token_body(), self.scheduler.token_key, trace)
 
     def _token_body(self) -> dict[str, Any]:
         if self.children is None:

@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -74,8 +75,18 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_token(provider: str, kind: str, id: str, state: Mapping[str, Any], key: TokenKey | None = None) -> str:
-    body = {"v": TOKEN_VERSION, "provider": provider, "kind": kind, "id": id, "state": state}
+#: a W3C ``traceparent`` (version 00): the span that started the operation, for the reads of a resumed one to link to
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def encode_token(
+    provider: str, kind: str, id: str, state: Mapping[str, Any], key: TokenKey | None = None, trace: str | None = None
+) -> str:
+    """``trace``: the ``traceparent`` of the span that started the operation (ids only, no secret), kept so that
+    the status reads of the operation resumed in another process link to that span, not to the ``resume`` call."""
+    body: dict[str, Any] = {"v": TOKEN_VERSION, "provider": provider, "kind": kind, "id": id, "state": state}
+    if trace is not None:
+        body["trace"] = trace
     raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     packer = zlib.compressobj(9, zlib.DEFLATED, -15)
     token = _PREFIX + _b64(packer.compress(raw) + packer.flush())
@@ -104,6 +115,9 @@ def decode_token(token: str, *, provider: str | None = None, key: TokenKey | Non
             raise TokenError(f"resume token has no valid {name!r}")
     if provider is not None and body["provider"] != provider:
         raise TokenError(f"this token belongs to {body['provider']!r}, not to this {provider!r} client")
+    trace = body.get("trace")
+    if trace is not None and (type(trace) is not str or _TRACEPARENT.fullmatch(trace) is None):
+        raise TokenError("resume token has an invalid 'trace' (a W3C traceparent of version 00 is expected)")
     return body
 
 

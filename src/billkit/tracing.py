@@ -268,6 +268,22 @@ def link() -> SpanContext | None:
     return context if context.is_valid else None
 
 
+def traceparent(context: SpanContext) -> str:
+    """``context`` as a W3C ``traceparent`` (what a resume token keeps of the span that started an operation)."""
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def from_traceparent(value: str) -> SpanContext | None:
+    """The remote span context a resume token's ``traceparent`` names (checked by the token's decoder); None when
+    billkit's telemetry is off."""
+    if (_telemetry if _telemetry is not None else _current()) is None:
+        return None
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    _, trace_id, span_id, flags = value.split("-")
+    return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16)))
+
+
 def status_read(core: _Core, *, background: bool) -> _Call | _Off:
     """The span of one status read of ``core``; ``background``: the poller's (a trace of its own)."""
     telemetry = _telemetry if _telemetry is not None else _current()
