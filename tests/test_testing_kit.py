@@ -6,6 +6,11 @@ The fixtures ``billkit_sandbox`` and ``billkit_clock`` come from the ``pytest11`
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import billkit
@@ -65,3 +70,21 @@ async def test_rate_limit_with_retry_after_is_waited_out_on_virtual_time() -> No
     assert created.status is BillStatus.OPEN
     assert clock.now() >= 7
     assert len(box.received("POST")) == 2
+
+
+def test_the_test_module_in_the_testing_guide_passes_under_pytest(tmp_path: Path) -> None:
+    """docs/testing.md's complete test module, run as a user's suite runs: in a fresh pytest process, with the
+    entry point's fixtures and anyio's marker, under asyncio and trio (two async tests each) and one blocking test."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    code = [b for b in re.findall(r"^```python\n(.*?)^```", guide, re.S | re.M) if b.startswith("# test_invoicing.py")]
+    assert len(code) == 1, "docs/testing.md has one block starting '# test_invoicing.py'"
+    (tmp_path / "test_invoicing.py").write_text(code[0], encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_invoicing.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "5 passed" in run.stdout, run.stdout

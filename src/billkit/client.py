@@ -22,6 +22,7 @@ import binascii
 import contextlib
 import hmac
 import importlib
+import logging
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -63,6 +64,8 @@ from billkit.operations import (
 from billkit.responses import BILLKIT_HEADERS, RawResponse, ResponseInfo, attach, attached, infos, is_auth_header
 from billkit.tokens import TokenKey, TokenState, check_state, decode_token, token_key
 from billkit.transport import DEFAULT_MAX_RESPONSE_BYTES, Response, RetryPolicy, Timeouts, Transport
+
+logger = logging.getLogger("billkit")
 
 if TYPE_CHECKING:
     # types only (no import at run time): the static twin of PROVIDERS, for the per-provider overloads below
@@ -452,6 +455,20 @@ def _watched(bill: Bill, provider: str, state: Mapping[str, Any]) -> PollResult:
     return PollResult(status=bill.status, provider_status=bill.provider_status)
 
 
+def _guarded_progress(provider: str, on_progress: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """``on_progress`` as billkit calls it: inside the poller (or, for a bulk already done, inside ``submit_many``),
+    so an exception it raises is logged (logger ``billkit``, ERROR, with its traceback) and goes no further. It
+    must not stop the poller, end the other pending operations, or lose the bulk handle of bills already created."""
+
+    def report(finished: int, total: int) -> None:
+        try:
+            on_progress(finished, total)
+        except Exception:
+            logger.exception("the on_progress callback of a %s bulk raised (billkit went on without it)", provider)
+
+    return report
+
+
 def _is_bulk_kind(kind: str) -> bool:
     return kind == "composite" or kind.startswith("bulk")
 
@@ -620,9 +637,10 @@ class _Base(Generic[_E]):
                 raise AssertionError("adapter returned a result count different from the input count")
             core = self._scheduler.composite(_bulk_id(children), children, deadline)
         if on_progress is not None:
-            core.listeners.append(lambda c: on_progress(*(c.progress or (0, count))))
+            report = _guarded_progress(self.provider, on_progress)
+            core.listeners.append(lambda c: report(*(c.progress or (0, count))))
             if core.done:  # already finished (BILL's synchronous bulk): report once
-                on_progress(count, count)
+                report(count, count)
         return core
 
     def _watch_core(self, provider_id: str, until: Sequence[BillStatus] | BillStatus, deadline: float | None) -> _Core:
