@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 
 PLAIN := build/plain-venv
 
-.PHONY: install test lint typecheck pytest pytest-httpx2 plain-install demo bench soak scale clean
+# the lowest and the highest Python billkit supports: `make pythons` runs the core suite on each one found
+PYTHONS ?= 3.10 3.13
+
+.PHONY: install test lint typecheck pytest pytest-httpx2 plain-install pythons demo bench soak scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +56,12 @@ pytest-httpx2: $(STAMP)
 			--ignore=tests/test_typing.py && echo "pytest-httpx2: the suites passed on httpx2"; \
 	else echo "pytest-httpx2: skipped, httpx2 needs Python 3.11+ (this venv: $$($(BIN)/python -V))"; fi
 
-test: lint typecheck pytest pytest-httpx2 plain-install
+# The core suite (all but tests/reliability) on each of $(PYTHONS) found on PATH or through pyenv, each in its own
+# venv under build/ (made again when pyproject.toml changes); says which ran and which were not found.
+pythons:
+	scripts/pythons.sh $(PYTHONS)
+
+test: lint typecheck pytest pytest-httpx2 plain-install pythons
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py

@@ -92,7 +92,7 @@ def test_a_users_sync_httpx_client_serves_the_blocking_client() -> None:
 def test_sandbox_state_survives_save_and_load(tmp_path: object) -> None:
     import pathlib
 
-    path = pathlib.Path(str(tmp_path)) / "box.pkl"
+    path = pathlib.Path(str(tmp_path)) / "box.json"
     with billkit.Client("fake", sandbox=True) as client:
         op = client.submit(Bill(reference="saved", total=Money("1.00", "EUR"), provider_options={"duration": 500}))
         assert client.sandbox is not None

@@ -145,6 +145,7 @@ def _every_error() -> list[BillkitError]:
         billkit.TokenError("malformed", provider="p"),
         billkit.ClientClosedError("closed", provider="p"),
         billkit.errors.JournalError("not a billkit journal"),
+        billkit.SandboxStateError("state['records']: unknown tag '$x'", path="state['records']"),
         FileError("bills.csv", [Problem("total", "missing")]),
         billkit.WebhookVerificationError("forged", provider="p"),
     ]

@@ -9,6 +9,7 @@ mypy's cache lives in the temp dir, so a second run takes about a second.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sys
@@ -130,6 +131,8 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, list[str
     sources: dict[Path, Path] = {}
     for doc in FILES:
         code = blocks(doc)
+        if code and any("import httpx2" in block for block in code) and importlib.util.find_spec("httpx2") is None:
+            continue  # httpx2 (the billkit[httpx2] extra) needs Python 3.11+: its page is checked where it installs
         if code:
             name = re.sub(r"\W", "_", str(doc.relative_to(ROOT).with_suffix("")))
             module = folder / f"doc_{name}.py"

@@ -10,6 +10,7 @@ journal is consistent: ``billkit resume J`` goes on).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import sys
@@ -37,6 +38,11 @@ from billkit.journal import Journal
 __all__ = ["app", "main"]
 
 EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_UNFINISHED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: what Ctrl-C raises out of ``anyio.run``: KeyboardInterrupt, or on Python 3.10 (no ``asyncio.Runner`` there to turn
+#: the cancelled main task back into one) the main task's CancelledError
+_INTERRUPTED: tuple[type[BaseException], ...] = (
+    (KeyboardInterrupt,) if sys.version_info >= (3, 11) else (KeyboardInterrupt, asyncio.CancelledError)
+)
 PROVIDERS = ("accepteasy", "billcom", "facturapi")
 
 app = typer.Typer(
@@ -204,7 +210,7 @@ def _run_open(journal: Journal, *, workers: int | None, chunk: int | None, settl
             summary = billkit.batch.run(journal, sandbox=bool(options.get("sandbox")),
                                         base_url=options.get("base_url"), workers=workers, chunk=chunk,
                                         settle=settle, on_progress=report)  # fmt: skip
-    except KeyboardInterrupt:
+    except _INTERRUPTED:
         err.print(f"\nstopped. Nothing is lost: resume with  billkit resume {journal_path}", highlight=False)
         return EXIT_INTERRUPTED
     except BillkitError as exc:

@@ -15,7 +15,6 @@ jumps at once. A clock with ``autojump=False`` moves only with :meth:`VirtualClo
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import threading
 import time
@@ -96,6 +95,9 @@ class _Sleeper:
         self.fired = False
         self.event = event  # autojump=False: the sleeper blocks on it; firing sets it
 
+    def __lt__(self, other: _Sleeper) -> bool:
+        return False  # heap entries are (deadline, seq, sleeper): two threads may take one seq, then either is first
+
 
 class _Part:
     """A thread that takes part in blocking autojump: idle (waiting on the clock until ``deadline``) or busy.
@@ -128,7 +130,7 @@ class VirtualClock:
         self._wall_offset = (time.time() if wall_start is None else wall_start) - start
         self.autojump = autojump
         self._heap: list[tuple[float, int, _Sleeper]] = []
-        self._seq = itertools.count()
+        self._seq = 0  # ties in the heap break by arrival (a plain int: copies and saves as data)
         self._activity = 0
         self._settle = settle_checkpoints
         self.sleeps = 0  #: how many sleeps were requested (for tests and benchmarks)
@@ -161,6 +163,10 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(self._now + max(0.0, seconds))
 
+    def _push(self, deadline: float, sleeper: _Sleeper) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, sleeper))
+
     async def sleep_until(self, deadline: float, wake: anyio.Event | None = None) -> None:
         self.sleeps += 1
         if deadline <= self._now:
@@ -169,14 +175,14 @@ class VirtualClock:
         if not self.autojump:
             event = wake if wake is not None else anyio.Event()
             sleeper = _Sleeper(deadline, event)
-            heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
+            self._push(deadline, sleeper)
             try:
                 await event.wait()  # set by advance() once the deadline is reached, or by the caller's wake
             finally:
                 sleeper.fired = True
             return
         sleeper = _Sleeper(deadline)
-        heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
+        self._push(deadline, sleeper)
         self._activity += 1
         try:
             while not sleeper.fired:

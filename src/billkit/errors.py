@@ -4,6 +4,7 @@
 
     BillkitError
     ├── ConfigurationError          missing credential, bad option (raised at construction)
+    │   └── SandboxStateError       a sandbox state file of another format or kind, or with a value not allowed
     ├── ValidationError             bad input, found before anything is sent; lists every problem
     │   └── MoneyError              a float, an unknown currency, an inexact conversion
     ├── UnsupportedFeatureError     a common field or call this provider cannot express
@@ -56,6 +57,7 @@ __all__ = [
     "Problem",
     "RateLimitError",
     "ResponseTooLargeError",
+    "SandboxStateError",
     "ServerError",
     "TokenError",
     "UnsupportedFeatureError",
@@ -94,6 +96,16 @@ class BillkitError(Exception):
 
 class ConfigurationError(BillkitError):
     """The client was configured wrongly (a missing credential names its argument and environment variable)."""
+
+
+class SandboxStateError(ConfigurationError):
+    """A sandbox state file that cannot be loaded (or a sandbox value that cannot be saved): not a billkit state file,
+    another format version or sandbox kind, an unknown tag, or a class outside the allow-list. ``path`` is where the
+    bad value is in the document (``state.records['inv_1']``), when one value is to blame."""
+
+    def __init__(self, message: str, *, path: str | None = None, provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.path = path
 
 
 @dataclass(frozen=True)

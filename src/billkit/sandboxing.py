@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import os
-import pickle
 import random
 import threading
 from collections.abc import Mapping
@@ -219,24 +218,35 @@ class Sandbox(httpx.AsyncBaseTransport, httpx.BaseTransport):
 
     # -- persistence (for examples and tests that resume in another process) -----------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the sandbox's whole state (bills, jobs, clock) to ``path``, to :meth:`load` in another process.
+        """Write the sandbox's whole state (bills, jobs, faults, clock) to ``path``, to :meth:`load` in another
+        process.
 
-        Uses pickle: only load files you wrote yourself. Atomic: written beside ``path``, then moved over it, so a
-        process killed while saving leaves the previous state whole.
+        The file is JSON data (:mod:`billkit.sandbox_state` describes it), never code. Atomic: written beside
+        ``path``, then moved over it, so a process killed while saving leaves the previous state whole. A value the
+        format cannot hold raises :class:`~billkit.errors.SandboxStateError` naming where it is, before anything is
+        written.
         """
+        from billkit import sandbox_state
+
+        text = sandbox_state.dumps(self)
         tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "wb") as fh:
-            pickle.dump(self, fh)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Sandbox:
-        """Read a sandbox written by :meth:`save` (its clock continues from where it was)."""
+        """Read a sandbox written by :meth:`save` (its clock continues from where it was).
+
+        ``Sandbox.load`` reads any provider's file; ``FacturapiSandbox.load`` only a Facturapi one. A file that is
+        not a billkit sandbox state file, of another format version or sandbox kind, or with a value outside the
+        format's allow-list raises :class:`~billkit.errors.SandboxStateError`; loading never runs code from the file.
+        """
+        from billkit import sandbox_state
+
         with open(path, "rb") as fh:
-            box = pickle.load(fh)
-        if not isinstance(box, Sandbox):
-            raise TypeError(f"{path} does not hold a billkit sandbox")
-        return box
+            data = fh.read()
+        return sandbox_state.loads(data, cls, source=os.fspath(path))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -36,7 +36,6 @@ Django views run in worker threads: give them a blocking ``billkit.Client``.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import threading
@@ -49,6 +48,7 @@ import httpx
 import pydantic
 
 from billkit.errors import BillkitError, ConfigurationError, WebhookVerificationError
+from billkit.isodates import datetime_from_iso
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -155,7 +155,7 @@ def event_time(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime_from_iso(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
 

@@ -42,7 +42,24 @@ def real_box(provider: str) -> Sandbox:
 
 @pytest.fixture
 def database(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'billkit-dbos.sqlite'}"
+    url = f"sqlite:///{tmp_path / 'billkit-dbos.sqlite'}"
+    problem = bd.sqlite_problem(url)
+    if problem is not None:  # Python 3.12+ linked to SQLite < 3.42 (pyenv's 3.13 on Debian 12)
+        pytest.skip(problem)
+    return url
+
+
+def test_an_engine_on_a_sqlite_dbos_cannot_use_is_refused_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+    import sys
+
+    monkeypatch.setattr(sys, "version_info", (3, 13, 0, "final", 0))
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 40, 1))
+    with pytest.raises(ConfigurationError, match=r"DBOS on SQLite needs SQLite 3\.42 or newer on Python 3\.13"):
+        bd.Engine("sqlite:///never-made.sqlite")
+    assert bd.sqlite_problem("postgresql://billing@db/billing") is None
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 45, 0))
+    assert bd.sqlite_problem("sqlite:///ok.sqlite") is None
 
 
 @pytest.fixture

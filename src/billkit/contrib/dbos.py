@@ -68,7 +68,7 @@ from billkit.errors import BillkitError, BulkRejected, ConfigurationError, Valid
 from billkit.models import Bill
 from billkit.operations import PollPolicy
 
-__all__ = ["TOPIC", "Engine", "Summary"]
+__all__ = ["TOPIC", "Engine", "Summary", "sqlite_problem"]
 
 FORMAT = 1
 _BATCH_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -81,6 +81,24 @@ DEFAULT_CHUNKS = {"billcom": 100}
 WAIT = "billkit.wait"
 WAITS_QUEUE = "billkit-waits"
 ROUNDS = 12
+
+
+def sqlite_problem(database: str) -> str | None:
+    """Why DBOS cannot keep its tables in ``database`` on this Python, or None (always None for PostgreSQL).
+
+    DBOS stamps its SQLite rows with ``unixepoch('subsec')`` on Python 3.12+, which SQLite has only from 3.42 on;
+    an older library (Python builds that link the system's SQLite, 3.40 on Debian 12) gives NULL there and every
+    enqueue fails with ``NOT NULL constraint failed: workflow_status.created_at``."""
+    import sqlite3
+    import sys
+
+    if not database.startswith("sqlite") or sys.version_info < (3, 12) or sqlite3.sqlite_version_info >= (3, 42):
+        return None
+    return (f"DBOS on SQLite needs SQLite 3.42 or newer on Python {sys.version_info[0]}.{sys.version_info[1]} "
+            f"(this Python has SQLite {sqlite3.sqlite_version}): use PostgreSQL, or a Python 3.10 / 3.11, or a "
+            "Python built with a newer SQLite")  # fmt: skip
+
+
 TERMINAL = ("done", "failed", "unknown")
 STATES = ("pending", "sending", "waiting", "done", "failed", "unknown")
 
@@ -226,6 +244,9 @@ class Engine:
     ) -> None:
         if not isinstance(database, str) or "://" not in database:
             raise ConfigurationError("database is a URL: postgresql://user@host/db or sqlite:///path")
+        problem = sqlite_problem(database)
+        if problem is not None:
+            raise ConfigurationError(problem)
         self.database = database
         self.client_factory = client_factory or _default_client
         self.per_worker = per_worker

@@ -6,7 +6,7 @@ can use it, and so its state outlives the processes that call it.
     with billkit.testing.served.serve(box, webhook_url="http://127.0.0.1:8000/webhooks/facturapi") as served:
         client = billkit.Client("facturapi", base_url=served.url, api_key=box.credentials["api_key"])
 
-or from a shell: ``billkit sandbox serve facturapi --port 8088 --state box.pickle --webhook-url URL``.
+or from a shell: ``billkit sandbox serve facturapi --port 8088 --state box.json --webhook-url URL``.
 
 * Each request is handed to the sandbox under one lock (sandboxes are not thread-safe) and answered; an injected
   "dropped connection" closes the socket without an answer, which is what a client sees when the server acted

@@ -423,8 +423,8 @@ async def test_bulk_token_resumes_in_another_client_on_a_saved_sandbox(box: Bill
         bills.append(payable("T-3", vendor=UNKNOWN_VENDOR))
         bulk = await c.submit_many(bills)
         token = bulk.token
-    box.save(tmp_path / "billcom.pickle")
-    loaded = BillcomSandbox.load(tmp_path / "billcom.pickle")
+    box.save(tmp_path / "billcom.json")
+    loaded = BillcomSandbox.load(tmp_path / "billcom.json")
     assert isinstance(loaded, BillcomSandbox) and loaded.bills == box.bills
     async with client(loaded) as other:
         resumed = await (await other.resume(token, bulk=True))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import pickle
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -218,9 +218,11 @@ async def test_a_fail_rate_fails_about_that_share(clock: VirtualClock) -> None:
     assert 70 <= failed <= 130, failed
 
 
-async def test_state_survives_a_pickle_mid_flight(http: httpx.AsyncClient, box: FacturapiSandbox) -> None:
+async def test_state_survives_a_save_and_load_mid_flight(http: httpx.AsyncClient, box: FacturapiSandbox,
+                                                         tmp_path: Path) -> None:  # fmt: skip
     _, pending = await post(http, body(RECOVERY_TAX_ID))
-    copy = pickle.loads(pickle.dumps(box))
+    box.save(tmp_path / "box.json")
+    copy = FacturapiSandbox.load(tmp_path / "box.json")
     assert isinstance(copy, FacturapiSandbox) and copy.invoices[pending["id"]]["status"] == "pending"
     assert isinstance(copy.clock, VirtualClock)
     await copy.clock.advance(30 * 60)

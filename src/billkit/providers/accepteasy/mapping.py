@@ -40,6 +40,7 @@ import pydantic
 import pydantic_core
 
 from billkit.errors import APIError, Problem, UnsupportedFeatureError, ValidationError
+from billkit.isodates import datetime_from_iso
 from billkit.models import Bill, BillStatus, Direction, Party, check_supported, flat_fields
 from billkit.money import Money
 from billkit.providers.accepteasy.wire import (
@@ -204,7 +205,7 @@ def _as_datetime(value: Any) -> dt.datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
     if isinstance(value, str):
         try:
-            parsed = dt.datetime.fromisoformat(str(parse_datetime_text(value)).replace("Z", "+00:00"))
+            parsed = datetime_from_iso(str(parse_datetime_text(value)).replace("Z", "+00:00"))
         except ValueError:
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)

@@ -39,6 +39,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from billkit.clock import Clock
+from billkit.isodates import datetime_from_iso
 from billkit.providers.accepteasy.wire import format_datetime, parse_datetime_text
 from billkit.sandboxing import Fault, Faults, Sandbox, json_response, path_segments
 from billkit.transport import dumps
@@ -78,7 +79,7 @@ def _documented_rules(body: Mapping[str, Any], now: dt.datetime) -> list[str]:
     expiry = body.get("ExpiryDate")
     if expiry is not None:
         try:
-            when = dt.datetime.fromisoformat(str(parse_datetime_text(expiry)).replace("Z", "+00:00"))
+            when = datetime_from_iso(str(parse_datetime_text(expiry)).replace("Z", "+00:00"))
         except ValueError:
             problems.append("bill.ExpiryDate: The value is not a valid date.")
         else:
@@ -228,7 +229,7 @@ class AcceptEasySandbox(Sandbox):
         """The bill as GET shows it now: Open becomes CountDown or Expired as time passes."""
         bill = dict(rec["bill"])
         if bill.get("Status") in ("Open", "CountDown") and bill.get("ExpiryDate"):
-            expiry = dt.datetime.fromisoformat(str(bill["ExpiryDate"]).replace("Z", "+00:00"))
+            expiry = datetime_from_iso(str(bill["ExpiryDate"]).replace("Z", "+00:00"))
             now = self._now_dt()
             if expiry <= now:
                 bill["Status"] = "Expired"
@@ -340,7 +341,7 @@ class AcceptEasySandbox(Sandbox):
         expiry = body.get("ExpiryDate")
         default_expiry = self.clock.wall() + 90 * 86400
         if isinstance(expiry, str):
-            expiry = format_datetime(dt.datetime.fromisoformat(
+            expiry = format_datetime(datetime_from_iso(
                 str(parse_datetime_text(expiry)).replace("Z", "+00:00")))  # fmt: skip
         bill: dict[str, Any] = {
             "ATID": atid,
@@ -537,8 +538,8 @@ class AcceptEasySandbox(Sandbox):
 
     def _window(self, params: Mapping[str, str], start: str, end: str) -> tuple[float, float] | None:
         try:
-            lo = dt.datetime.fromisoformat(params[start].replace("Z", "+00:00"))
-            hi = dt.datetime.fromisoformat(params[end].replace("Z", "+00:00"))
+            lo = datetime_from_iso(params[start].replace("Z", "+00:00"))
+            hi = datetime_from_iso(params[end].replace("Z", "+00:00"))
         except (KeyError, ValueError):
             return None
         lo = lo if lo.tzinfo else lo.replace(tzinfo=dt.timezone.utc)

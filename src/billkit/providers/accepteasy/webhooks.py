@@ -116,10 +116,15 @@ def check_basic_auth(headers: Mapping[str, str], credentials: str) -> None:
     header = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
     if header is None or not header[:6].lower() == "basic ":
         raise WebhookVerificationError("webhook has no Basic Authorization header", provider=PROVIDER)
+    token = header[6:].strip()
     try:
-        given = base64.b64decode(header[6:].strip(), validate=True)
+        given = base64.b64decode(token, validate=True)
+        # only the one canonical spelling (Python 3.10 also takes extra padding and stray bits in the last digit)
+        canonical = base64.b64encode(given).decode("ascii") == token
     except (binascii.Error, ValueError):
-        raise WebhookVerificationError("webhook Authorization header is not valid base64", provider=PROVIDER) from None
+        canonical = False
+    if not canonical:
+        raise WebhookVerificationError("webhook Authorization header is not valid base64", provider=PROVIDER)
     if not hmac.compare_digest(given, credentials.encode()):
         raise WebhookVerificationError("webhook Basic-auth credentials do not match", provider=PROVIDER)
 

@@ -52,6 +52,7 @@ from billkit.errors import (
     UnsupportedFeatureError,
     ValidationError,
 )
+from billkit.isodates import datetime_from_iso
 from billkit.models import Address, Bill, BillStatus, Direction, LineItem, Party, check_supported
 from billkit.money import Money
 from billkit.providers.billcom.wire import (
@@ -338,7 +339,7 @@ def _timestamp(value: str | None) -> dt.datetime | None:
         return None
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
     try:
-        return dt.datetime.fromisoformat(text)
+        return datetime_from_iso(text)
     except ValueError:
         return None
 

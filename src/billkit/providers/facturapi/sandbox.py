@@ -30,8 +30,8 @@ What it does, and where it had to choose (see docs/providers/facturapi.md):
 * **State you can inspect**: :attr:`invoices` (by id, as ``GET`` shows them now), :meth:`count_idempotency_key`,
   :meth:`count_external_id`, :meth:`failure_message`, :attr:`customers`, and the recorded :attr:`requests`.
 
-Nothing runs in the background: every state is computed from the clock when it is read, so a sandbox pickles
-(:meth:`~billkit.sandboxing.Sandbox.save`) and continues in another process.
+Nothing runs in the background: every state is computed from the clock when it is read, so a sandbox saves as
+data (:meth:`~billkit.sandboxing.Sandbox.save`) and continues in another process.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from billkit.isodates import datetime_from_iso
+
 if TYPE_CHECKING:
     from billkit.providers.facturapi.sandbox import FacturapiSandbox
 
@@ -82,7 +84,7 @@ def _parse(value: Any) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime_from_iso(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)

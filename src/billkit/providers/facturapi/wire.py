@@ -19,6 +19,8 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from billkit.isodates import datetime_from_iso
+
 __all__ = [
     "AddressInput",
     "Customer",
@@ -48,7 +50,7 @@ def parse_datetime(value: Any) -> dt.datetime | None:
         return None
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
-        parsed = dt.datetime.fromisoformat(text)
+        parsed = datetime_from_iso(text)
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
