@@ -52,6 +52,7 @@ from billkit.errors import (
 from billkit.flows import AsyncIO, Emit, Flow, Gather, M, Native, Stream, SyncIO, expand, first, operation, stream_of
 from billkit.models import Bill, BillStatus, Party
 from billkit.operations import PollResult, Started
+from billkit.providers.facturapi.account import FacturapiAccount
 from billkit.providers.facturapi.lifecycle import FacturapiLifecycle
 from billkit.providers.facturapi.mapping import (
     ADDRESS_OPTIONS,
@@ -64,6 +65,7 @@ from billkit.providers.facturapi.mapping import (
     read,
     to_bill,
 )
+from billkit.providers.facturapi.receipts import FacturapiReceipts
 from billkit.providers.facturapi.webhooks import STATUS_UPDATED, WebhookEvent, verify
 from billkit.providers.facturapi.wire import (
     Customer,
@@ -438,9 +440,12 @@ def invoices(adapter: FacturapiAdapter, **filters: Any) -> Stream:
     return expand(invoice_pages(adapter, **filters), lambda page: (read(Invoice, item) for item in page.data))
 
 
-class FacturapiNative(FacturapiLifecycle[M], Native[M]):
+class FacturapiNative(FacturapiLifecycle[M], FacturapiAccount[M], FacturapiReceipts[M], Native[M]):
     """Facturapi's own operations, typed with the wire models (``client.native``); the lifecycle (payment
-    complements, credit notes, drafts, products) comes from :class:`FacturapiLifecycle`.
+    complements, credit notes, drafts, products) comes from :class:`FacturapiLifecycle`; the monthly ZIP, the
+    organisation's series, the PDF preview and webhook endpoints from
+    :class:`~billkit.providers.facturapi.account.FacturapiAccount`; e-receipts and global invoices from
+    :class:`~billkit.providers.facturapi.receipts.FacturapiReceipts`.
 
     Under ``AsyncClient`` every method is awaited and listings are async iterators; under ``Client`` methods
     return their value and listings come back as lists.

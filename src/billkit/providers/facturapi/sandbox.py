@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 
 from billkit.clock import Clock
-from billkit.providers.facturapi import sandbox_lifecycle
+from billkit.providers.facturapi import sandbox_account, sandbox_lifecycle, sandbox_receipts
 from billkit.providers.facturapi.webhooks import SIGNATURE_HEADER, STATUS_UPDATED, sign
 from billkit.sandboxing import Fault, Faults, Sandbox, json_response, path_segments
 from billkit.transport import dumps
@@ -277,6 +277,12 @@ class FacturapiSandbox(Sandbox):
         route = path_segments(request)
         params = dict(request.url.params)
         routed = sandbox_lifecycle.route(self, method, route, params, body)  # payments, credit notes, drafts...
+        if routed is not None:
+            return routed
+        routed = sandbox_account.route(self, method, route, params, body)  # ZIP requests, series, webhooks...
+        if routed is not None:
+            return routed
+        routed = sandbox_receipts.route(self, method, route, params, body)  # receipts, global invoices
         if routed is not None:
             return routed
         if route == ["invoices"]:
