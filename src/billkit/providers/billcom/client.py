@@ -107,6 +107,7 @@ from billkit.providers.billcom.mapping import (
     vendor_update,
 )
 from billkit.providers.billcom.subscriptions import EVENTS_API, EventInput
+from billkit.providers.billcom.updates import BillcomUpdates
 from billkit.providers.billcom.webhooks import BILL_EVENTS, WebhookEvent
 from billkit.providers.billcom.webhooks import verify as verify_event
 from billkit.providers.billcom.wire import (
@@ -791,8 +792,11 @@ def bills(adapter: BillcomAdapter, **kwargs: Any) -> Stream:
     return expand(bill_pages(adapter, **kwargs), lambda page: page.results)
 
 
-class BillcomNative(Native[M]):
+class BillcomNative(BillcomUpdates[M], Native[M]):
     """BILL's own operations with typed wire models, in the adapter's session (``client.native``).
+
+    Bill updates (``replace_bill``, ``update_bill``) and the bulk vendor create (``create_vendors``) come from
+    :class:`~billkit.providers.billcom.updates.BillcomUpdates`.
 
     Lists follow ``nextPage`` until BILL stops returning one (an empty page can still carry a cursor): async
     iterators under ``AsyncClient``, lists under ``Client``.

@@ -35,6 +35,9 @@ What it models, and how a test or a demo drives it:
   asked for; :meth:`BillcomSandbox.webhook_request` signs one with the key of the subscription it names. Until a
   subscription is created through the API, one implicit subscription (``sub_billkit_sandbox``, key
   :attr:`BillcomSandbox.webhook_security_key`) receives the ``bill.updated`` events.
+* **Bill updates and bulk vendors** (``PUT`` / ``PATCH /v3/bills/{id}``, ``POST /v3/vendors/bulk``): see
+  :mod:`billkit.providers.billcom.sandbox_updates` for what is checked (a paid, scheduled, archived or approved
+  bill is refused with 422).
 * **Paging**: ``max`` 1-100 (default 20, else 400), opaque ``page`` cursors, ``nextPage`` absent on the
   last page, ``filters=field:op:value,...`` (eq ne gt gte lt lte in nin sw) and ``sort=field:asc|desc``.
 * **Faults** from :class:`billkit.sandboxing.Faults`: 5xx and 429 carry BILL's error array; dropped
@@ -582,6 +585,11 @@ class BillcomSandbox(Sandbox):
             self.vendors[vid]["archived"] = rest[2] == "archive"
             self.vendors[vid]["updatedTime"] = self._timestamp()
             return json_response(200, dict(self.vendors[vid]))
+        from billkit.providers.billcom import sandbox_updates  # PUT / PATCH bills, bulk vendors
+
+        routed = sandbox_updates.route(self, method, rest, body)
+        if routed is not None:
+            return routed
         raise _Reject(404, "BDC_1121", "API not supported.")
 
     # -- the webhooks API --------------------------------------------------------------------------------
