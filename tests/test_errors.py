@@ -166,7 +166,10 @@ def _every_error() -> list[BillkitError]:
     limited.entries = (_ENTRY,)
     rejected = billcom.BillcomBulkRejected("whole batch", item_errors={0: ValidationError("x")}, **api)
     rejected.entries = (_ENTRY, _ENTRY)
-    return [*errors, limited, rejected]
+    from billkit.providers.billcom.updates import VendorBulkOutcomeUnknown
+
+    doubted = VendorBulkOutcomeUnknown("in doubt", provider="billcom", how_to_check="list them", indexes=(1, 3))
+    return [*errors, limited, rejected, doubted]
 
 
 def _subclasses(cls: type) -> set[type]:
