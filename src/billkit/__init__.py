@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         ItemStatus,
         LineItem,
         Party,
+        Payment,
         Tax,
     )
     from billkit.money import Money
@@ -102,6 +103,7 @@ _LAZY = {
     "OperationTimeout": "billkit.errors",
     "OutcomeUnknownError": "billkit.errors",
     "Party": "billkit.models",
+    "Payment": "billkit.models",
     "PermissionDeniedError": "billkit.errors",
     "PollPolicy": "billkit.operations",
     "Problem": "billkit.errors",
@@ -171,6 +173,7 @@ __all__ = [
     "OperationTimeout",
     "OutcomeUnknownError",
     "Party",
+    "Payment",
     "PermissionDeniedError",
     "PollPolicy",
     "Problem",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import datetime as dt
 import hmac
 import importlib
 import logging
@@ -41,13 +42,16 @@ from billkit.errors import (
     ClientClosedError,
     ConfigurationError,
     OperationFailed,
+    Problem,
     TokenError,
     UnsupportedFeatureError,
+    ValidationError,
     WebhookVerificationError,
 )
 from billkit.flows import AsyncIO, AsyncMode, CallOptions, Flow, Lane, Native, Seen, SyncIO, SyncMode, on_fork
 from billkit.httpstack import SandboxBridge, Stack, StackName, choose
-from billkit.models import Bill, BillStatus, BulkResult
+from billkit.models import Bill, BillStatus, BulkResult, Party, Payment
+from billkit.money import Money
 from billkit.operations import (
     AsyncPoller,
     BlockingBulkOperation,
@@ -178,6 +182,13 @@ class Capabilities:
     idempotency: bool
     webhooks: bool
     remote_cancel: bool
+    #: ``record_payment`` records a payment received on a bill; ``partial_payments``: of less than what is due
+    payments: bool = False
+    partial_payments: bool = False
+    #: ``create_credit`` issues a credit against a bill (Facturapi's credit note)
+    credits: bool = False
+    #: ``create_party`` / ``get_party`` / ``update_party`` / ``delete_party`` (Facturapi customers, BILL vendors)
+    parties: bool = False
     notes: tuple[str, ...] = ()
 
 
@@ -304,6 +315,42 @@ class Adapter(ABC):
         """The provider's own typed client, run by ``io`` (the client's driver)."""
         raise UnsupportedFeatureError(self.name, "native client")
 
+    # -- payments, credits and parties in the common model (docs/fields.md); each runs the native client's flows,
+    # so it keeps their checks and retry rules. The shared client has checked the common arguments' types; the
+    # default refuses before anything is sent, and ``capabilities`` says the same ------------------------------
+    def record_payment(
+        self, bill_id: str, amount: Money, *, paid_at: dt.date | dt.datetime | None, method: str | None,
+        options: Mapping[str, Any],
+    ) -> Flow[Payment]:  # fmt: skip
+        """Record a payment of ``amount`` received on bill ``bill_id``."""
+        raise UnsupportedFeatureError(self.name, "record_payment", "the provider documents no API that records a "
+                                      "payment on a bill (see docs/fields.md)")  # fmt: skip
+        yield
+
+    def create_credit(self, bill_id: str, amount: Money, *, reason: str | None,
+                      options: Mapping[str, Any]) -> Flow[Bill]:  # fmt: skip
+        """Issue a credit of ``amount`` against bill ``bill_id``; the credit document as a Bill."""
+        raise UnsupportedFeatureError(self.name, "create_credit", "the provider documents no credit document "
+                                      "(see docs/fields.md)")  # fmt: skip
+        yield
+
+    def create_party(self, party: Party) -> Flow[Party]:
+        """Save ``party`` at the provider (a customer, a vendor); the saved party, with its ``provider_id``."""
+        raise UnsupportedFeatureError(self.name, "create_party", _NO_PARTIES)
+        yield
+
+    def get_party(self, party_id: str) -> Flow[Party]:
+        raise UnsupportedFeatureError(self.name, "get_party", _NO_PARTIES)
+        yield
+
+    def update_party(self, party_id: str, changes: Party | Mapping[str, Any]) -> Flow[Party]:
+        raise UnsupportedFeatureError(self.name, "update_party", _NO_PARTIES)
+        yield
+
+    def delete_party(self, party_id: str) -> Flow[Party]:
+        raise UnsupportedFeatureError(self.name, "delete_party", _NO_PARTIES)
+        yield
+
     def close(self) -> Flow[None]:
         """Release provider resources (BILL logs out)."""
         return
@@ -348,6 +395,9 @@ class Adapter(ABC):
         for bill in bills:
             found.append((yield from self.find_existing(bill, since)))
         return found
+
+
+_NO_PARTIES = "the provider has no customer or vendor resource (see docs/fields.md)"
 
 
 def adapter_class(provider: str) -> type[Adapter]:
@@ -831,6 +881,93 @@ class _Base(Generic[_E]):
     def _new_scheduler(self, policy: PollPolicy) -> Scheduler:
         raise NotImplementedError
 
+    # -- payments, credits and parties: one flow each, run by either client ---------------------------------------
+    def _supported(self, capability: str, call: str) -> None:
+        """UnsupportedFeatureError before anything is built or sent when ``capabilities`` says the provider lacks
+        it (the adapter's hook refuses too; the two agree)."""
+        if not getattr(self.capabilities, capability):
+            detail = "see docs/fields.md, Payments, credits and parties in the common model"
+            raise UnsupportedFeatureError(self.provider, call, detail)
+
+    def _payment_flow(
+        self, bill_id: str, amount: Money, paid_at: dt.date | dt.datetime | None, method: str | None,
+        provider_options: Mapping[str, Any] | None,
+    ) -> Flow[Payment]:  # fmt: skip
+        self._supported("payments", "record_payment")
+        problems = _id_problems("bill_id", bill_id) + _amount_problems(amount)
+        if paid_at is not None:
+            if not isinstance(paid_at, dt.date):
+                problems.append(Problem("paid_at", f"{paid_at!r}: a date or a timezone-aware datetime"))
+            elif isinstance(paid_at, dt.datetime) and paid_at.utcoffset() is None:
+                problems.append(Problem("paid_at", f"{paid_at!r}: give a timezone-aware datetime, or a date"))
+        if method is not None and (not isinstance(method, str) or not method.strip()):
+            problems.append(Problem("method", f"{method!r}: a non-empty string"))
+        options = _call_options(provider_options, problems)
+        if problems:
+            raise ValidationError(problems, provider=self.provider)
+        return self._adapter.record_payment(bill_id, amount, paid_at=paid_at, method=method, options=options)
+
+    def _credit_flow(self, bill_id: str, amount: Money, reason: str | None,
+                     provider_options: Mapping[str, Any] | None) -> Flow[Bill]:  # fmt: skip
+        self._supported("credits", "create_credit")
+        problems = _id_problems("bill_id", bill_id) + _amount_problems(amount)
+        if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+            problems.append(Problem("reason", f"{reason!r}: a non-empty string"))
+        options = _call_options(provider_options, problems)
+        if problems:
+            raise ValidationError(problems, provider=self.provider)
+        return self._adapter.create_credit(bill_id, amount, reason=reason, options=options)
+
+    def _party_flow(self, call: str, party_id: str | None, party: Party | Mapping[str, Any] | None) -> Flow[Party]:
+        self._supported("parties", call)
+        problems = _id_problems("party_id", party_id) if party_id is not None else []
+        if call == "create_party" and not isinstance(party, Party):
+            problems.append(Problem("party", "give the party as billkit.Party"))
+        if call == "update_party" and not (isinstance(party, (Party, Mapping)) and party):
+            problems.append(Problem("changes", "a billkit.Party, or a mapping of the provider's field names"))
+        if problems:
+            raise ValidationError(problems, provider=self.provider)
+        if isinstance(party, Party):
+            party = _write_side(party)
+        if call == "create_party":
+            assert isinstance(party, Party)
+            return self._adapter.create_party(party)
+        assert party_id is not None
+        if call == "update_party":
+            assert party is not None
+            return self._adapter.update_party(party_id, party)
+        return self._adapter.get_party(party_id) if call == "get_party" else self._adapter.delete_party(party_id)
+
+
+def _id_problems(name: str, value: object) -> list[Problem]:
+    if not isinstance(value, str) or not value.strip():
+        return [Problem(name, f"{value!r}: the provider's id, a non-empty string")]
+    return []
+
+
+def _amount_problems(amount: object) -> list[Problem]:
+    if not isinstance(amount, Money):
+        return [Problem("amount", "give the amount as billkit.Money (a Decimal and its currency)")]
+    if amount.amount <= 0:
+        return [Problem("amount", f"{amount.amount}: must be greater than 0")]
+    return []
+
+
+def _call_options(given: Mapping[str, Any] | None, problems: list[Problem]) -> Mapping[str, Any]:
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+        problems.append(Problem("provider_options", "a mapping of option names to values"))
+        return {}
+    return dict(given)
+
+
+def _write_side(party: Party) -> Party:
+    """``party`` without its read side (``provider``, ``raw``): what a provider is sent."""
+    if not party.model_fields_set & {"provider", "raw"}:
+        return party
+    return Party(**{name: getattr(party, name) for name in party.model_fields_set - {"provider", "raw"}})
+
 
 def _token_key(given: str | bytes | TokenKey | None) -> TokenKey | None:
     """The key that signs this client's tokens: the argument, else ``BILLKIT_TOKEN_KEY``, else none."""
@@ -1233,6 +1370,65 @@ class AsyncClient(_Base[_E], Generic[_AN, _E]):
             return BulkOperation(core)
         return Operation(core)
 
+    # -- payments, credits and parties in the common model (docs/fields.md) ---------------------------------------
+    async def record_payment(
+        self,
+        bill_id: str,
+        amount: Money,
+        *,
+        paid_at: dt.date | dt.datetime | None = None,
+        method: str | None = None,
+        provider_options: Mapping[str, Any] | None = None,
+    ) -> Payment:
+        """Record a payment of ``amount`` received on bill ``bill_id`` (Facturapi: a payment complement of a PPD
+        invoice, ``method`` its SAT payment form; AcceptEasy: the whole amount due, the bill marked paid).
+        ``paid_at``: a date or a timezone-aware datetime. Checked before anything is sent (amount, currency,
+        balance); UnsupportedFeatureError where ``capabilities.payments`` is False."""
+        self._check_open()
+        with tracing.call(self.provider, "record_payment"):
+            return await self._io.run(self._payment_flow(bill_id, amount, paid_at, method, provider_options))
+
+    async def create_credit(
+        self,
+        bill_id: str,
+        amount: Money,
+        *,
+        reason: str | None = None,
+        provider_options: Mapping[str, Any] | None = None,
+    ) -> Bill:
+        """Issue a credit of ``amount`` (taxes included) against bill ``bill_id``: Facturapi's credit note (CFDI
+        type E related to the invoice), returned as a Bill. UnsupportedFeatureError where ``capabilities.credits``
+        is False."""
+        self._check_open()
+        with tracing.call(self.provider, "create_credit"):
+            io, seen = self._io.capturing()
+            return self._answered(await io.run(self._credit_flow(bill_id, amount, reason, provider_options)), seen)
+
+    async def create_party(self, party: Party) -> Party:
+        """Save ``party`` (a Facturapi customer, a BILL vendor); the saved party, its ``provider_id`` set."""
+        self._check_open()
+        with tracing.call(self.provider, "create_party"):
+            return await self._io.run(self._party_flow("create_party", None, party))
+
+    async def get_party(self, party_id: str) -> Party:
+        self._check_open()
+        with tracing.call(self.provider, "get_party"):
+            return await self._io.run(self._party_flow("get_party", party_id, None))
+
+    async def update_party(self, party_id: str, changes: Party | Mapping[str, Any]) -> Party:
+        """Change a saved party: a Party (BILL and Facturapi: only the fields set; Facturapi re-sends the whole fiscal
+        data when the address or tax system changes) or a mapping of the provider's field names."""
+        self._check_open()
+        with tracing.call(self.provider, "update_party"):
+            return await self._io.run(self._party_flow("update_party", party_id, changes))
+
+    async def delete_party(self, party_id: str) -> Party:
+        """Delete a saved party (Facturapi deletes the customer, its invoices stay; BILL archives the vendor, its
+        soft delete). A lost answer is settled by a read where the native call does so."""
+        self._check_open()
+        with tracing.call(self.provider, "delete_party"):
+            return await self._io.run(self._party_flow("delete_party", party_id, None))
+
 
 class _SyncClientTransport(httpx.AsyncBaseTransport):
     """Lets a caller's ``httpx.Client`` (or ``httpx2.Client``) serve an AsyncClient (each request runs in a worker
@@ -1519,6 +1715,58 @@ class Client(_Base[_E], Generic[_SN, _E]):
         if _is_bulk(core):
             return BlockingBulkOperation(core)
         return BlockingOperation(core)
+
+    # -- payments, credits and parties in the common model (docs/fields.md) ---------------------------------------
+    def record_payment(
+        self,
+        bill_id: str,
+        amount: Money,
+        *,
+        paid_at: dt.date | dt.datetime | None = None,
+        method: str | None = None,
+        provider_options: Mapping[str, Any] | None = None,
+    ) -> Payment:
+        """As :meth:`AsyncClient.record_payment`."""
+        self._check_open()
+        with tracing.call(self.provider, "record_payment"):
+            return self._io.run(self._payment_flow(bill_id, amount, paid_at, method, provider_options))
+
+    def create_credit(
+        self,
+        bill_id: str,
+        amount: Money,
+        *,
+        reason: str | None = None,
+        provider_options: Mapping[str, Any] | None = None,
+    ) -> Bill:
+        """As :meth:`AsyncClient.create_credit`."""
+        self._check_open()
+        with tracing.call(self.provider, "create_credit"):
+            io, seen = self._io.capturing()
+            return self._answered(io.run(self._credit_flow(bill_id, amount, reason, provider_options)), seen)
+
+    def create_party(self, party: Party) -> Party:
+        """As :meth:`AsyncClient.create_party`."""
+        self._check_open()
+        with tracing.call(self.provider, "create_party"):
+            return self._io.run(self._party_flow("create_party", None, party))
+
+    def get_party(self, party_id: str) -> Party:
+        self._check_open()
+        with tracing.call(self.provider, "get_party"):
+            return self._io.run(self._party_flow("get_party", party_id, None))
+
+    def update_party(self, party_id: str, changes: Party | Mapping[str, Any]) -> Party:
+        """As :meth:`AsyncClient.update_party`."""
+        self._check_open()
+        with tracing.call(self.provider, "update_party"):
+            return self._io.run(self._party_flow("update_party", party_id, changes))
+
+    def delete_party(self, party_id: str) -> Party:
+        """As :meth:`AsyncClient.delete_party`."""
+        self._check_open()
+        with tracing.call(self.provider, "delete_party"):
+            return self._io.run(self._party_flow("delete_party", party_id, None))
 
 
 class AsyncRawResponses:

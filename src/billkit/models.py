@@ -38,6 +38,7 @@ __all__ = [
     "LazyItems",
     "LineItem",
     "Party",
+    "Payment",
     "Tax",
     "check_supported",
     "set_fields",
@@ -106,7 +107,12 @@ class Address(_Model):
 
 
 class Party(_Model):
-    """The other side of the bill: the customer (receivable) or the vendor (payable)."""
+    """The other side of the bill: the customer (receivable) or the vendor (payable).
+
+    Also what ``client.create_party`` / ``get_party`` / ``update_party`` / ``delete_party`` take and return (a
+    Facturapi customer, a BILL vendor). Read side, filled by the adapter on those calls only: ``provider`` and
+    ``raw`` (the provider's answer, whole); neither is ever sent, and neither counts as set (``model_fields_set``).
+    """
 
     name: str | None = None
     email: str | None = None
@@ -115,6 +121,38 @@ class Party(_Model):
     address: Address | None = None
     provider_id: str | None = Field(default=None, description="the provider's id for this party (BILL vendorId)")
     provider_options: Mapping[str, Any] = Field(default_factory=dict)
+
+    # read side
+    provider: str | None = None
+    raw: SkipValidation[Mapping[str, Any] | None] = Field(default=None, repr=False)
+
+    def as_counterparty(self) -> Party:
+        """A counterparty naming this saved party by its id only (what a bill at BILL or Facturapi takes for a
+        saved vendor or customer); raises ValidationError when it has no ``provider_id``."""
+        if not self.provider_id:
+            raise ValidationError([Problem("provider_id", "this party is not saved at a provider (no provider_id)")])
+        return Party(provider_id=self.provider_id)
+
+    def read_from(self, provider: str, raw: Mapping[str, Any] | None) -> Party:
+        """This party as read from ``provider`` (``raw`` its answer): the same fields, the same fields set."""
+        values = {**dict(self), "provider": provider, "raw": raw}
+        return Party.model_construct(_fields_set=set(self.model_fields_set) - {"provider", "raw"}, **values)
+
+
+class Payment(_Model):
+    """A payment recorded against a bill through ``client.record_payment`` (a Facturapi payment complement, an
+    AcceptEasy bill marked paid). ``provider_id`` is the payment's own id at the provider (None where it has
+    none), ``balance_after`` what is left to pay once it counts (None where the provider does not say), ``raw``
+    the provider's answer, whole."""
+
+    provider: str
+    bill_id: str
+    amount: Money
+    provider_id: str | None = None
+    paid_at: dt.datetime | None = None
+    method: str | None = None
+    balance_after: Money | None = None
+    raw: SkipValidation[Mapping[str, Any] | None] = Field(default=None, repr=False)
 
 
 class Tax(_Model):

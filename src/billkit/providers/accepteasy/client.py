@@ -66,6 +66,7 @@ from billkit.flows import AsyncIO, Emit, Flow, M, Native, Stream, SyncIO, expand
 from billkit.models import Bill, BillStatus, BulkResult, ItemResult, ItemStatus
 from billkit.money import loads_decimal
 from billkit.operations import PollResult, Started
+from billkit.providers.accepteasy.common import AcceptEasyCommonCalls
 from billkit.providers.accepteasy.mapping import (
     DOCUMENTED_TRANSACTION_URL,
     PROVIDER,
@@ -174,7 +175,7 @@ class BulkState(TokenState):
         return self
 
 
-class AcceptEasyAdapter(Adapter):
+class AcceptEasyAdapter(AcceptEasyCommonCalls, Adapter):
     """AcceptEasy (Serrala Bill Pay) REST v2. See the module docstring for the create-safety rules."""
 
     name = "accepteasy"
@@ -191,12 +192,15 @@ class AcceptEasyAdapter(Adapter):
         idempotency=False,
         webhooks=True,
         remote_cancel=True,
+        payments=True,
         notes=(
             "EUR only; amounts are sent in integer cents and read back in decimal euros",
             "no idempotency key: every create carries an SRRID (unique at AcceptEasy) that billkit looks up "
             "before sending again after a lost answer",
             "bulk is partial: ProcessingCompleted even when some or all bills failed",
             "cancel, mark paid or expire an open bill with client.native (PATCH /v2/Bill/{ATID})",
+            "record_payment marks an open bill paid for its whole amount (no partial payments, no date or method); "
+            "no credits and no party resource",
         ),
     )
     #: sends of one logical create at most (each one after an SRRID lookup found nothing)

@@ -88,6 +88,7 @@ from billkit.flows import (
 from billkit.models import Bill, BulkResult, ItemResult, ItemStatus, Party
 from billkit.operations import PollResult, Started
 from billkit.providers.billcom import subscriptions
+from billkit.providers.billcom.common import BillcomCommonCalls
 from billkit.providers.billcom.mapping import (
     PROVIDER,
     BillcomAPIError,
@@ -155,7 +156,7 @@ class BulkState(TokenState):
     errors: dict[str, str] = {}
 
 
-class BillcomAdapter(Adapter):
+class BillcomAdapter(BillcomCommonCalls, Adapter):
     """BILL (bill.com) v3: payable bills. See the module docstring for the session and bulk rules."""
 
     name = "billcom"
@@ -181,12 +182,15 @@ class BillcomAdapter(Adapter):
         idempotency=False,
         webhooks=True,
         remote_cancel=False,
+        parties=True,
         notes=(
             "payable bills only; the currency is the vendor's billCurrency",
             "bulk batches of at most 100 are all-or-nothing; opt-in isolation with native.bulk_isolation",
             "no idempotency key: a create whose outcome is unknown is never retried",
             "at most 3 requests in flight; sessions expire after 35 idle minutes and are renewed once",
             "webhooks: bill.* events signed with x-bill-sha-signature finish wait_for operations",
+            "parties are vendors (delete_party archives, BILL's soft delete); no payments (MFA-trusted sessions) "
+            "and no credits through billkit",
         ),
     )
 

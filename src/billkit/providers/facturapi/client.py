@@ -53,6 +53,7 @@ from billkit.flows import AsyncIO, Emit, Flow, Gather, M, Native, Stream, SyncIO
 from billkit.models import Bill, BillStatus, Party
 from billkit.operations import PollResult, Started
 from billkit.providers.facturapi.account import FacturapiAccount
+from billkit.providers.facturapi.common import FacturapiCommonCalls
 from billkit.providers.facturapi.lifecycle import FacturapiLifecycle
 from billkit.providers.facturapi.mapping import (
     ADDRESS_OPTIONS,
@@ -97,8 +98,9 @@ class InvoiceState(TokenState):
     key: str | None = None
 
 
-class FacturapiAdapter(Adapter):
-    """Facturapi v2. See the module docstring for the idempotency rules and the 202 recovery path."""
+class FacturapiAdapter(FacturapiCommonCalls, Adapter):
+    """Facturapi v2. See the module docstring for the idempotency rules and the 202 recovery path; the common
+    payments, credits and customers in :mod:`~billkit.providers.facturapi.common`."""
 
     name = "facturapi"
     credentials = (Credential("api_key", "FACTURAPI_API_KEY"),)
@@ -115,12 +117,18 @@ class FacturapiAdapter(Adapter):
         idempotency=True,
         webhooks=True,
         remote_cancel=True,
+        payments=True,
+        partial_payments=True,
+        credits=True,
+        parties=True,
         notes=(
             "CFDI income invoices; the SAT codes (payment_form, use, tax_system, product_key) go in provider_options",
             "every create carries an idempotency_key, so creates are retried safely",
             "a 202 answer means Facturapi's recovery path: pending for up to about 50 minutes, then valid or failed",
             "why an async invoice failed is only in the invoice.status_updated webhook",
             "no native bulk: submit_many sends async creates under a concurrency limit",
+            "record_payment issues a payment complement of a PPD invoice (method: the SAT payment form); "
+            "create_credit a credit note (type E); parties are customers",
         ),
     )
     #: async creates of one submit_many in flight at once (Facturapi advises queueing creation)
@@ -442,10 +450,8 @@ def invoices(adapter: FacturapiAdapter, **filters: Any) -> Stream:
 
 class FacturapiNative(FacturapiLifecycle[M], FacturapiAccount[M], FacturapiReceipts[M], Native[M]):
     """Facturapi's own operations, typed with the wire models (``client.native``); the lifecycle (payment
-    complements, credit notes, drafts, products) comes from :class:`FacturapiLifecycle`; the monthly ZIP, the
-    organisation's series, the PDF preview and webhook endpoints from
-    :class:`~billkit.providers.facturapi.account.FacturapiAccount`; e-receipts and global invoices from
-    :class:`~billkit.providers.facturapi.receipts.FacturapiReceipts`.
+    complements, credit notes, drafts, products) comes from :class:`FacturapiLifecycle`; e-receipts and global
+    invoices from :class:`~billkit.providers.facturapi.receipts.FacturapiReceipts`.
 
     Under ``AsyncClient`` every method is awaited and listings are async iterators; under ``Client`` methods
     return their value and listings come back as lists.

@@ -69,6 +69,7 @@ from billkit.models import Address, Bill, BillStatus, Direction, LineItem, Party
 from billkit.money import Money, exponent, loads_decimal
 from billkit.providers.facturapi.wire import (
     AddressInput,
+    Customer,
     CustomerInput,
     ErrorBody,
     Invoice,
@@ -89,6 +90,7 @@ __all__ = [
     "Prepared",
     "build_request",
     "customer_input",
+    "customer_party",
     "error_from_response",
     "new_idempotency_key",
     "read",
@@ -682,6 +684,12 @@ def _party(invoice: Invoice) -> Party | None:
         return None
     if isinstance(customer, str):
         return Party(provider_id=customer)
+    return customer_party(customer)
+
+
+def customer_party(customer: Customer) -> Party:
+    """A saved or embedded Facturapi customer as a common Party (``tax_system`` in ``provider_options``); one whose
+    data the common model refuses keeps only its id."""
     address = None
     if customer.address is not None:
         address = Address(postal_code=customer.address.zip, line1=customer.address.street,
