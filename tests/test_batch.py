@@ -308,6 +308,15 @@ def test_a_refusal_that_names_no_item_fails_the_whole_submission_instead_of_send
     assert "rejected whole" in group and rows == [1, 2, 3, 4]
 
 
+def _pinned(path: Path, bill: Bill) -> Bill:
+    """``bill`` as a journal holds it: its SRRID pinned."""
+    journal = billkit.batch.create(path, [bill], provider="accepteasy")
+    try:
+        return Bill.model_validate_json(journal.bill(0) or "")
+    finally:
+        journal.close()
+
+
 _FORMAT_1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
@@ -326,9 +335,8 @@ CREATE INDEX items_submission ON items (submission);
 def test_a_journal_of_format_1_is_migrated_when_opened_and_runs_to_the_end(tmp_path: Path) -> None:
     """Format 1 (bills in a table of their own, items indexed by state and submission) becomes the current format
     in one transaction when opened: every bill, state, result and submission's order kept, nothing misread."""
-    assert FORMAT == 2
-    pinned = [billkit.batch.create(tmp_path / f"k{i}", [b], provider="accepteasy").memo[0]
-              for i, b in enumerate(bills_for("accepteasy", 4))]  # fmt: skip
+    assert FORMAT == 3
+    pinned = [_pinned(tmp_path / f"k{i}", b) for i, b in enumerate(bills_for("accepteasy", 4))]
     db = sqlite3.connect(tmp_path / "old", isolation_level=None)
     db.executescript(_FORMAT_1)
     db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", "1"), ("provider", "accepteasy"),
@@ -350,7 +358,8 @@ def test_a_journal_of_format_1_is_migrated_when_opened_and_runs_to_the_end(tmp_p
         assert journal._db.execute("PRAGMA user_version").fetchone()[0] == FORMAT
         assert journal.meta["format"] == str(FORMAT)
         tables = {r[0] for r in journal._db.execute("SELECT name FROM sqlite_master")}
-        assert "inputs" not in tables and "items_state" not in tables
+        assert "inputs" not in tables and "items_state" not in tables and "blocks" in tables
+        assert [r["key"] for r in journal.rows()] == ["k0", "k1", None, "k3", "k4"]
         for idx, bill in bills.items():
             assert Bill.model_validate_json(journal.bill(idx) or "") == bill
         assert journal.bill(2) is None
@@ -363,6 +372,109 @@ def test_a_journal_of_format_1_is_migrated_when_opened_and_runs_to_the_end(tmp_p
         summary = billkit.batch.run(again, sandbox=True, settle=0)
     # the token cannot be read: its items are looked up (absent from a fresh sandbox) and sent again
     assert summary.counts["done"] == 4 and summary.counts["invalid"] == 1, summary.counts
+
+
+_FORMAT_2 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
+CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL,
+                          items TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE logins (at REAL NOT NULL);
+CREATE TABLE webhook_events (key TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE items (idx INTEGER PRIMARY KEY, row INTEGER NOT NULL, key TEXT, state TEXT NOT NULL, owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, first_sent REAL, submission INTEGER REFERENCES submissions(id),
+    provider_id TEXT, status TEXT, error_type TEXT, error TEXT, result TEXT, updated REAL NOT NULL, bill TEXT);
+"""
+
+
+def _format_2(path: Path, rows: Sequence[tuple[object, ...]]) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(_FORMAT_2)
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", "2"), ("provider", "accepteasy"),
+                   ("seed", "s"), ("source", ""), ("created", "0"), ("options", "{}")])  # fmt: skip
+    db.execute("INSERT INTO submissions VALUES (7, 'not-a-token', 0, '[1, 3]')")
+    db.executemany(f"INSERT INTO items VALUES ({','.join('?' * 15)})", rows)
+    db.execute("PRAGMA application_id=0x626B6A31")
+    db.execute("PRAGMA user_version=2")
+    db.close()
+
+
+def test_a_journal_of_format_2_is_migrated_when_opened_and_runs_to_the_end(tmp_path: Path) -> None:
+    """Format 2 (each bill, key and source row in its item's row) becomes format 3 when opened: the bills, keys
+    and rows move into blocks (a gap in the items starts a new block), every state, result and submission's
+    order kept; a damaged bill refuses the file instead of being misread."""
+    pinned = [_pinned(tmp_path / f"k{i}", b) for i, b in enumerate(bills_for("accepteasy", 5))]
+    bills = {0: pinned[0], 1: pinned[1], 3: pinned[2], 4: pinned[3], 9: pinned[4]}
+    link = '{"links": {"payment": "u"}}'
+    text = {idx: bill.model_dump_json() for idx, bill in bills.items()}
+    rows = [(0, 2, "k0", "done", "gone", 1, None, None, "AT-0", "open", None, None, link, 0, text[0]),
+            (1, 3, "k1", "submitted", None, 1, 0.0, 7, None, None, None, None, None, 0, text[1]),
+            (2, 5, None, "invalid", None, 0, None, None, None, None, "ValidationError", "bad total", None, 0, None),
+            (3, 6, "k3", "submitted", None, 1, 0.0, 7, None, None, None, None, None, 0, text[3]),
+            (4, 7, "k4", "pending", None, 0, None, None, None, None, None, None, None, 0, text[4]),
+            (9, 12, "k9", "failed", None, 2, 0.0, None, None, None, "APIError", "no", None, 0, text[9])]  # fmt: skip
+    _format_2(tmp_path / "old", rows)
+
+    with Journal(tmp_path / "old") as journal:
+        assert journal._db.execute("PRAGMA user_version").fetchone()[0] == FORMAT == 3
+        assert journal.meta["format"] == "3"
+        blocks = journal._db.execute("SELECT first, count FROM blocks ORDER BY first").fetchall()
+        assert blocks == [(0, 5), (9, 1)]
+        columns = {r[1] for r in journal._db.execute("PRAGMA table_info(items)")}
+        assert "bill" not in columns and "key" not in columns and "packed" in columns
+        for idx, bill in bills.items():
+            assert Bill.model_validate_json(journal.bill(idx) or "") == bill
+        assert journal.bill(2) is None and journal.bill(5) is None
+        assert journal.positions(7) == {1: 0, 3: 1}
+        exported = list(journal.rows())
+        assert [(r["index"], r["row"], r["key"], r["state"]) for r in exported] == [
+            (0, 2, "k0", "done"), (1, 3, "k1", "submitted"), (2, 5, None, "invalid"), (3, 6, "k3", "submitted"),
+            (4, 7, "k4", "pending"), (9, 12, "k9", "failed")]  # fmt: skip
+        assert exported[0]["links"] == {"payment": "u"} and exported[0]["provider_id"] == "AT-0"
+        assert journal.result(0) == link
+        assert journal.failures() == {"invalid: ValidationError: bad total": [5], "failed: APIError: no": [12]}
+        assert journal.counts() == {"pending": 1, "sending": 0, "submitted": 2, "done": 1, "failed": 1,
+                                    "unknown": 0, "invalid": 1}  # fmt: skip
+    with Journal(tmp_path / "old") as again:  # opened again: nothing left to migrate
+        assert again._db.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 2
+        summary = billkit.batch.run(again, sandbox=True, settle=0)
+    assert summary.counts["done"] == 4 and summary.counts["invalid"] == 1 and summary.counts["failed"] == 1
+
+    damaged = [(0, 1, "k0", "pending", None, 0, None, None, None, None, None, None, None, 0, '{"reference": "x"')]
+    _format_2(tmp_path / "bad", damaged)
+    with pytest.raises(JournalError, match="migrating the journal to format 3 failed"):
+        Journal(tmp_path / "bad")
+    db = sqlite3.connect(tmp_path / "bad")  # refused whole: still format 2, nothing half-migrated
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("SELECT bill FROM items").fetchone()[0] == '{"reference": "x"'
+    db.close()
+
+
+def test_a_submission_done_whole_keeps_its_results_in_one_row_and_reads_like_items(tmp_path: Path) -> None:
+    """The results of a submission whose every item is done are one row; export, result and failures read them as
+    per-item results, and a later per-item result of one of its items is the one read."""
+    bills = bills_for("accepteasy", 7)
+    entries: list[tuple[int, Bill | None, str | None]] = [(10 + i, b, None) for i, b in enumerate(bills)]
+    entries[5] = (15, None, "bad total")
+    journal = billkit.batch.create(tmp_path / "j", entries, provider="accepteasy")
+    claimed = journal.claim(3)
+    sub = journal.submitted([i.idx for i in claimed], "token")
+    with pytest.raises(JournalError, match="exactly these items"):
+        journal.finish_submission(sub, [0, 1], [("A", "open", None)] * 2)
+    journal.finish_submission(sub, [0, 1, 2], [("AT-0", "open", {"payment": "u0"}), ("AT-1", "open", None),
+                                              ("AT-2", "paid", {"payment": "u2"})])  # fmt: skip
+    assert journal._db.execute("SELECT COUNT(*) FROM items WHERE packed = 1").fetchone()[0] == 3
+    exported = list(journal.rows())
+    assert [(r["row"], r["state"], r["provider_id"], r["status"], r["links"]) for r in exported[:3]] == [
+        (10, "done", "AT-0", "open", {"payment": "u0"}), (11, "done", "AT-1", "open", {}),
+        (12, "done", "AT-2", "paid", {"payment": "u2"})]  # fmt: skip
+    assert exported[5]["state"] == "invalid" and exported[5]["row"] == 15
+    assert journal.result(0) == '{"links":{"payment":"u0"}}' and journal.result(1) is None
+    assert journal.failures() == {"invalid: ValidationError: bad total": [15]}
+    journal.finish([(1, "done", "AT-1b", "open", '{"links": {"payment": "v"}}', None, None)])
+    assert next(r for r in journal.rows() if r["index"] == 1)["provider_id"] == "AT-1b"
+    assert journal.result(1) == '{"links": {"payment": "v"}}'
+    journal.close()
 
 
 def test_accepteasy_pin_key_copies_like_model_copy() -> None:

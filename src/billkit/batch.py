@@ -31,6 +31,7 @@ a journal through :class:`Slots` (lock files next to the journal, released by th
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
+from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from billkit.durable import proves_not_created as _definite
@@ -52,7 +54,7 @@ from billkit.errors import (
     ValidationError,
 )
 from billkit.flows import LazyModule
-from billkit.journal import TERMINAL, Item, Journal, JournalError
+from billkit.journal import BLOCK, TERMINAL, Block, Fresh, Item, Journal, JournalError
 from billkit.models import Bill, BillStatus, BulkResult
 
 if TYPE_CHECKING:
@@ -99,6 +101,12 @@ class Summary:
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
+@functools.cache
+def _bill_list() -> TypeAdapter[list[Bill | None]]:
+    """The serializer of a block of bills (one call for the whole block)."""
+    return TypeAdapter(list[Bill | None])
+
+
 def create(path: str | os.PathLike[str], bills: Iterable[Bill | tuple[int, Bill | None, str | None]], *,
            provider: str, source: str | None = None, options: Mapping[str, Any] | None = None) -> Journal:  # fmt: skip
     """A new journal at ``path`` holding ``bills`` (or ``(row, bill or None, error)`` triples from a file: an
@@ -108,20 +116,37 @@ def create(path: str | os.PathLike[str], bills: Iterable[Bill | tuple[int, Bill 
     journal = Journal.create(path, provider=provider, source=source, options=dict(options or {}))
     try:
         adapter = adapter_class(provider)
-        seed = journal.seed
-        batch: list[tuple[int, str | None, str | None, str | None]] = []
+        seed, memo, memo_keys, dump = journal.seed, journal.memo, journal.memo_keys, _bill_list().dump_json
+        blocks: list[Block] = []
+        pinned: list[Bill | None] = []
+        keys: list[str | None] = []
+        rows: list[int] = []
+        invalid: dict[int, str | None] = {}
         for index, entry in enumerate(bills):
             row, bill, error = (index + 1, entry, None) if isinstance(entry, Bill) else entry
+            rows.append(row)
             if bill is None or error is not None:
-                batch.append((row, None, None, error or "unreadable row"))
-                continue
-            pinned, key = adapter.pin_key(bill, seed, index)
-            batch.append((row, pinned.model_dump_json(exclude_defaults=True), key, None))
-            journal.memo[index] = pinned
-            if len(batch) >= 5000:
-                journal.add(batch)
-                batch = []
-        journal.add(batch)
+                invalid[len(keys)] = error or "unreadable row"
+                pinned.append(None)
+                keys.append(None)
+            else:
+                # the caller's bill is kept (sent as it is where the adapter derives its key, else pinned again
+                # when sent); the pinned copy lives only until its block is written, so the copies of a whole
+                # batch are never alive at once (10,000 of them cost the run a full garbage collection)
+                copy, key = adapter.pin_key(bill, seed, index)
+                memo[index] = bill
+                memo_keys[index] = key
+                pinned.append(copy)
+                keys.append(key)
+            if len(keys) >= BLOCK:  # the block's bills as JSON in one call
+                blocks.append(Block(dump(pinned, exclude_defaults=True), keys, rows, invalid))
+                pinned, keys, rows, invalid = [], [], [], {}
+                if len(blocks) >= 10:
+                    journal.add_blocks(blocks)
+                    blocks = []
+        if keys:
+            blocks.append(Block(dump(pinned, exclude_defaults=True), keys, rows, invalid))
+        journal.add_blocks(blocks)
     except BaseException:
         journal.close()
         with contextlib.suppress(OSError):
@@ -317,6 +342,26 @@ async def arun(journal: Journal | str | os.PathLike[str], client: AsyncClient, *
             j.close()
 
 
+async def _submit_derived(client: AsyncClient, bills: list[Bill], seed: str, start: int) -> Any:
+    """``client.submit_many(bills)`` for an adapter whose bulk derives bill ``i``'s key from ``seed`` and
+    ``start + i`` exactly as ``pin_key`` does (``bulk_derives_pinned_keys``): the caller's bills are sent as they
+    are, each carrying the key the journal holds for it."""
+    from billkit import tracing
+    from billkit.operations import BulkOperation
+
+    client._check_open()
+    with tracing.call(client.provider, "submit_many") as span:
+        io, seen = client._io.capturing()
+        started = await io.run(client._adapter.submit_many(bills, seed=seed, start=start))  # type: ignore[call-arg]
+        core = client._bulk(started, len(bills), None, None)
+        span.operation(core)
+    return BulkOperation(core, client._answers(seen))
+
+
+def _idxs(items: Sequence[Item]) -> list[int]:
+    return list(items.span) if isinstance(items, Fresh) else [i.idx for i in items]
+
+
 #: what the journal records of an item: (idx, state, provider id, status, result json, error type, error)
 Outcome = tuple[int, str, str | None, str | None, str | None, str | None, str | None]
 
@@ -334,6 +379,9 @@ class _Runner:
         self.rounds = rounds
         self.on_progress = on_progress
         self.settle = client._adapter.reconcile_settle
+        self.seed = journal.seed
+        #: the adapter's bulk gives bill ``i`` the key ``pin_key(bill, seed, start + i)`` when told ``seed, start``
+        self.derives_keys = bool(getattr(client._adapter_cls, "bulk_derives_pinned_keys", False))
 
     async def beat(self) -> None:
         while True:
@@ -356,10 +404,12 @@ class _Runner:
                 await self._chunk(items)
             finally:
                 # whatever this run did not finish (a deadline, a cancel) goes back for the next run
-                self.j.release(i.idx for i in items)
+                self.j.release(_idxs(items))
             self._progress()
 
     async def _chunk(self, items: Sequence[Item]) -> None:
+        if isinstance(items, Fresh):  # pending items never sent (the common case): one submission
+            return await self._send(items)
         fresh = [i for i in items if i.state == "pending"]
         doubt = [i for i in items if i.state == "sending"]
         subs: dict[int, list[Item]] = {}
@@ -376,9 +426,9 @@ class _Runner:
 
     # -- sending ---------------------------------------------------------------------------------------------
     async def _send(self, items: Sequence[Item]) -> None:
-        bills = [self._bill(i) for i in items]  # the claim wrote their intent
-        try:
-            op = await self.client.submit_many(bills)
+        idxs = _idxs(items)
+        try:  # the claim wrote their intent
+            op = await self._submit(items, idxs)
         except ValidationError as exc:
             return self._refused_items(items, exc)
         except BulkRejected as exc:
@@ -391,8 +441,8 @@ class _Runner:
             # a lost answer, a connection or server error: each item may exist; look each one up
             await self._reconcile(items)
             return None
-        self.j.submitted([i.idx for i in items], op.token)
-        await self._settle(items, op)
+        submission = self.j.submitted(idxs, op.token)
+        await self._settle(items, op, submission)
         return None
 
     def _refused_items(self, items: Sequence[Item], exc: ValidationError | BulkRejected) -> None:
@@ -411,48 +461,84 @@ class _Runner:
         except BillkitError:  # a token this billkit cannot read: look every item up instead
             await self._reconcile(items)
             return
-        await self._settle(items, op, self.j.positions(submission))
+        await self._settle(items, op, submission, self.j.positions(submission))
 
-    async def _settle(self, items: Sequence[Item], op: Any, positions: Mapping[int, int] | None = None) -> None:
+    async def _settle(self, items: Sequence[Item], op: Any, submission: int,
+                      positions: Mapping[int, int] | None = None) -> None:  # fmt: skip
+        """Record what the submission's operation ends with; ``positions``: each item's position in it (None: the
+        items are the submission's, in order)."""
         try:
             result = await op
         except (OperationTimeout, OperationCancelled):
             return  # still submitted: the next run resumes the token
         except BillkitError as exc:
             result = exc if _definite(exc) else None
+        idxs = _idxs(items)
+        whole = positions is None or len(positions) == len(items)  # every item of the submission is here
+        done: list[tuple[str | None, str | None, Mapping[str, str] | None]] = []  # while every one is done
         outcomes: list[Outcome] = []
         doubtful: list[Item] = []
-        for n, item in enumerate(items):
-            pos = positions[item.idx] if positions is not None else n
+        for n, idx in enumerate(idxs):  # each result read once, only what is journaled kept (not the bills)
             if isinstance(result, BulkResult):
-                entry = result[pos]
+                entry = result[positions[idx] if positions is not None else n]
                 value: Bill | BaseException | None = entry.bill if entry.ok else entry.error
             else:
                 value = result
             if isinstance(value, Bill):
-                outcomes.append(self._done(item, value))
-            elif value is None or not _definite(value) or self._taken(value):
-                doubtful.append(item)  # maybe created, or its key is already held: look it up
+                if outcomes or doubtful or not whole:
+                    outcomes.append(self._done(idx, value))
+                else:
+                    done.append((value.provider_id, value.status.value if value.status else None, value.links or None))
+                continue
+            if done:  # not every one is done: the done ones so far are recorded one by one
+                outcomes.extend((i, "done", pid, st, to_json({"links": links}).decode() if links else None, None, None)
+                                for i, (pid, st, links) in zip(idxs, done, strict=False))  # fmt: skip
+                done = []
+            if value is None or not _definite(value) or self._taken(value):
+                doubtful.append(items[n])  # maybe created, or its key is already held: look it up
             else:
                 kind, message = _error(value) if value is not None else ("OperationFailed", "failed")
-                outcomes.append((item.idx, "failed", getattr(value, "operation_id", None), "failed", None, kind,
+                outcomes.append((idx, "failed", getattr(value, "operation_id", None), "failed", None, kind,
                                  message))  # fmt: skip
+        del result
+        if done:  # the common case: every item done, the results in one row
+            self.j.finish_submission(submission, idxs, done)
+            return
         self.j.finish(outcomes)
         if doubtful:
             await self._reconcile(doubtful)
 
+    async def _submit(self, items: Sequence[Item], idxs: list[int]) -> Any:
+        """``submit_many`` of the items' bills, each with its pinned key. Consecutive items this process journaled
+        go to an adapter that derives each key from the batch's seed and the item's index (AcceptEasy's SRRIDs,
+        ``bk-<seed>-<idx>``) as they are, told the seed and the first index: no pinned copy is made."""
+        memo, keys, first = self.j.memo, self.j.memo_keys, idxs[0]
+        if self.derives_keys and idxs[-1] - first + 1 == len(idxs) and all(i in memo for i in idxs):
+            bills = [memo.pop(i) for i in idxs]
+            for i in idxs:
+                keys.pop(i, None)
+            return await _submit_derived(self.client, bills, self.seed, first)
+        return await self.client.submit_many([self._bill(i) for i in items])
+
     def _bill(self, item: Item) -> Bill:
-        """The item's bill: the one this process journaled, else read back from the journal."""
-        return self.j.memo.pop(item.idx, None) or Bill.model_validate_json(self.j.bill(item.idx) or "{}")
+        """The item's bill with its key pinned: the one this process journaled, pinned again (the key checked
+        against the journaled one), else read back from the journal."""
+        bill = self.j.memo.pop(item.idx, None)
+        key = self.j.memo_keys.pop(item.idx, None)
+        if bill is not None:
+            pinned, again = self.client.pin_key(bill, self.seed, item.idx)
+            if again == key:
+                return pinned
+        return Bill.model_validate_json(self.j.bill(item.idx) or "{}")
 
     def _taken(self, error: BaseException) -> bool:
         return isinstance(error, BillkitError) and self.client._adapter_cls.key_taken(error)
 
     @staticmethod
-    def _done(item: Item, bill: Bill) -> Outcome:
+    def _done(idx: int, bill: Bill) -> Outcome:
         result = to_json({"links": dict(bill.links)}).decode() if bill.links else None
         status = bill.status.value if bill.status else None
-        return (item.idx, "done", bill.provider_id, status, result, None, None)
+        return (idx, "done", bill.provider_id, status, result, None, None)
 
     # -- reconciling -------------------------------------------------------------------------------------------
     async def _reconcile(self, items: Sequence[Item]) -> None:
@@ -556,4 +642,4 @@ class _Runner:
                 return (item.idx, "failed", found.provider_id, "failed", None, "OperationFailed", exc.message)
         if found.status is BillStatus.FAILED:
             return (item.idx, "failed", found.provider_id, "failed", None, "OperationFailed", "creation failed")
-        return self._done(item, found)
+        return self._done(item.idx, found)

@@ -18,13 +18,18 @@ holds.
 
 **Versions**: the file carries ``PRAGMA user_version`` and an ``application_id``. A file of another application, or
 of a newer journal format, is refused (:class:`JournalError`); an older format is migrated in one transaction when
-it is opened (format 1, which kept the bills in a table of their own, becomes format 2).
+it is opened (format 1, which kept the bills in a table of their own, and format 2, which kept each bill in its
+item's row, become format 3).
 
-**Format 2** keeps each item in one row (its bill inline, written once with the row) and no index beside the
-items' own order (every index on a state costs a delete and an insert for each item at each change of state), and
-lists each submission's items in the submission's row: a chunk costs one insert per item, two range updates (the
-claim with its intent, the submission) and one update per item for its result. A claim scans in idx order from
-where this process's last claim ended, and from the start before it answers that nothing is left.
+**Format 3** keeps what never changes apart from what does. The bills are written once, in ``blocks`` of up to
+:data:`BLOCK` consecutive items (one JSON array of the pinned bills, written by one serializer call, with the
+items' keys and source rows beside it); an item's row holds only its state (about 40 bytes, no index beside the
+items' own order: every index on a state costs a delete and an insert for each item at each change of state). A
+submission lists its items, and when every one of them is done at once their results are written in the
+submission's row (one JSON array, in the submission's order) with the items marked ``packed`` by one range
+update. So a chunk costs, beside its bills, one range insert of its items and three range updates (the claim with
+its intent, the submission, the results). A claim scans in idx order from where this process's last claim ended,
+and from the start before it answers that nothing is left.
 """
 
 from __future__ import annotations
@@ -35,69 +40,122 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
+
+from pydantic_core import from_json, to_json
 
 from billkit.errors import JournalError
 
-__all__ = ["FORMAT", "STATES", "TERMINAL", "Item", "Journal", "JournalError"]
+__all__ = ["BLOCK", "FORMAT", "STATES", "TERMINAL", "Fresh", "Item", "Journal", "JournalError"]
 
 #: the journal format this billkit writes (``PRAGMA user_version``)
-FORMAT = 2
+FORMAT = 3
 #: ``PRAGMA application_id`` of a billkit journal ("bkj1")
 APPLICATION_ID = 0x626B6A31
+#: items per block of bills (a block is read whole when a bill is read back)
+BLOCK = 500
 STATES = ("pending", "sending", "submitted", "done", "failed", "unknown", "invalid")
 TERMINAL = frozenset({"done", "failed", "unknown", "invalid"})
 _OPEN = "state IN ('pending', 'sending', 'submitted')"
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
--- items: the submission's items (their idx, a JSON array), in the order sent: an item's position in it is its
--- position in the submission's result
-CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL,
-                          items TEXT NOT NULL DEFAULT '[]');
-CREATE TABLE logins (at REAL NOT NULL);
-CREATE TABLE webhook_events (key TEXT PRIMARY KEY, at REAL NOT NULL);
-CREATE TABLE items (
-    idx INTEGER PRIMARY KEY,          -- the input's position, from 0
-    row INTEGER NOT NULL,             -- its row in the source file (1-based), or idx + 1
-    key TEXT,                         -- the key that identifies it at the provider
+_ITEMS = """
+CREATE TABLE {name} (
+    idx INTEGER PRIMARY KEY,          -- the input's position, from 0 (its bill, key and row: in its block)
     state TEXT NOT NULL,
     owner TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     first_sent REAL,                  -- wall time of the first send (the window a look-up searches)
     submission INTEGER REFERENCES submissions(id),  -- the last submission it was sent in
+    packed INTEGER NOT NULL DEFAULT 0,  -- 1: done, its result is in its submission's results (at its position)
     provider_id TEXT,
     status TEXT,                      -- the bill's status when done
     error_type TEXT,
     error TEXT,
-    result TEXT,                      -- the resulting bill as JSON
-    updated REAL NOT NULL,
-    bill TEXT                         -- the bill as JSON with its key pinned, written once (NULL when invalid)
-);
-"""
+    result TEXT,                      -- the resulting bill's links as JSON (an object with "links")
+    updated REAL NOT NULL
+)"""
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE owners (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL);
+-- items: the submission's items (their idx, a JSON array), in the order sent: an item's position in it is its
+-- position in the submission's result. results: when every item was done at once, a JSON array in that order of
+-- [provider id, status, links or null]
+CREATE TABLE submissions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, created REAL NOT NULL,
+                          items TEXT NOT NULL DEFAULT '[]', results TEXT);
+CREATE TABLE logins (at REAL NOT NULL);
+CREATE TABLE webhook_events (key TEXT PRIMARY KEY, at REAL NOT NULL);
+-- the bills of items first .. first + count - 1, written once: a JSON array of the bills with their keys pinned
+-- (null for an invalid row), a JSON array of their keys, and of their source rows (NULL: each row is idx + 1)
+CREATE TABLE blocks (first INTEGER PRIMARY KEY, count INTEGER NOT NULL, bills BLOB NOT NULL, keys TEXT NOT NULL,
+                     rows TEXT);
+""" + _ITEMS.format(name="items")
+
+_INSERT_ITEMS = (
+    "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+    "INSERT INTO items (idx, state, updated) SELECT i, 'pending', ? FROM n"
+)
 
 
 class Item(NamedTuple):
-    """One row of the journal, as the runner reads it."""
+    """One item as a claim returns it (its state before the claim)."""
 
     idx: int
-    row: int
-    key: str | None
     state: str
     attempts: int
     first_sent: float | None
     submission: int | None
-    provider_id: str | None
-    status: str | None
-    error_type: str | None
-    error: str | None
 
 
-_ITEM_COLUMNS = "idx, row, key, state, attempts, first_sent, submission, provider_id, status, error_type, error"
+_ITEM_COLUMNS = "idx, state, attempts, first_sent, submission"
+
+
+class Fresh(Sequence[Item]):
+    """What a claim of consecutive pending items never sent returns (the common case): their indexes, each
+    :class:`Item` made when read (``Item(idx, "pending", 0, None, None)``), so a chunk holds no object per item."""
+
+    __slots__ = ("span",)
+
+    def __init__(self, span: range) -> None:
+        self.span = span
+
+    def __len__(self) -> int:
+        return len(self.span)
+
+    @overload
+    def __getitem__(self, index: int) -> Item: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Item]: ...
+    def __getitem__(self, index: int | slice) -> Item | list[Item]:
+        if isinstance(index, slice):
+            return [Item(idx, "pending", 0, None, None) for idx in self.span[index]]
+        return Item(self.span[index], "pending", 0, None, None)
+
+    def __iter__(self) -> Iterator[Item]:
+        return (Item(idx, "pending", 0, None, None) for idx in self.span)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Fresh):
+            return self.span == other.span
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Fresh({self.span!r})"
+
+
+class Block(NamedTuple):
+    """Consecutive items to append: their bills as one JSON array (``null`` for an invalid row), their keys, their
+    source rows (None: ``idx + 1``), and the error of each invalid one, by position."""
+
+    bills: bytes | str
+    keys: Sequence[str | None]
+    rows: Sequence[int] | None = None
+    invalid: Mapping[int, str | None] = {}
 
 
 def _span(idxs: Sequence[int]) -> tuple[str, tuple[int, ...]]:
@@ -142,12 +200,24 @@ class Journal:
         #: where the next claim starts scanning (items before it were taken or finished when this process last
         #: looked; a claim that finds nothing from here looks again from the start)
         self._scan_from = 0
-        #: bills this process journaled, by idx, so that its own run need not read them back
+        #: items this process claimed and has neither finished nor given back (what close and release give back)
+        self._held: set[int] = set()
+        #: how many times this process made items claimable again (given back, put back, reopened, added): with the
+        #: database's data_version, what says whether a claim that found nothing would find something now
+        self._freed = 0
+        self._found_nothing_at: tuple[int, int] | None = None
+        #: bills this process journaled, by idx, as they were given (their keys not pinned), and the key the journal
+        #: holds for each: its own run sends them without reading them back
         self.memo: dict[int, Any] = {}
+        self.memo_keys: dict[int, str | None] = {}
         #: the wall clock of the provider's time: the time of a send (the window a look-up searches) is read from
         #: it, so a run on a sandbox's virtual clock looks in the sandbox's time. Liveness (heartbeats) stays on
         #: the real clock.
         self.wall: Callable[[], float] = time.time
+        # blocks and packed results read back (they never change once written): a few kept, by first idx / id
+        self._bills: dict[int, tuple[int, list[Any]]] = {}
+        self._labels: dict[int, tuple[int, list[Any], list[Any] | None]] = {}
+        self._packed: dict[int, dict[int, list[Any]]] = {}
 
     # -- creation and format -----------------------------------------------------------------------------------
     @classmethod
@@ -194,7 +264,9 @@ class Journal:
     def _migrate(self) -> None:
         """An older format brought to this one, in one transaction (every process opening it waits for it, and
         one that took the lock second finds it done). Format 1 kept the bills in ``inputs`` and indexed every
-        item by state and by submission: the bills move into their items, a submission lists its items."""
+        item by state and by submission: the bills move into their items, a submission lists its items (format
+        2). Format 2 kept each bill, key and row in its item's row: they move into blocks, the items keep their
+        states (format 3)."""
         try:
             with self._write() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -210,13 +282,46 @@ class Journal:
                             "SELECT idx FROM items WHERE submission = ? ORDER BY idx", (sub,)
                         )]  # fmt: skip
                         db.execute("UPDATE submissions SET items = ? WHERE id = ?", (json.dumps(idxs), sub))
-                    db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT),))
-                    db.execute(f"PRAGMA user_version={FORMAT}")
+                    version = 2
+                if version == 2:
+                    self._migrate_2_to_3(db)
                 elif version != FORMAT:
                     raise JournalError(f"{self.path}: journal format {version} cannot be migrated")
-        except sqlite3.DatabaseError as exc:
+                db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT),))
+                db.execute(f"PRAGMA user_version={FORMAT}")
+        except (sqlite3.DatabaseError, ValueError) as exc:
             self._db.close()
             raise JournalError(f"{self.path}: migrating the journal to format {FORMAT} failed ({exc})") from None
+
+    def _migrate_2_to_3(self, db: sqlite3.Connection) -> None:
+        db.execute("ALTER TABLE submissions ADD COLUMN results TEXT")
+        db.execute(_SCHEMA[_SCHEMA.index("CREATE TABLE blocks") :].split(";")[0])
+        group: list[tuple[int, int, str | None, str | None]] = []
+
+        def flush() -> None:
+            if not group:
+                return
+            first, count = group[0][0], len(group)
+            bills = "[" + ",".join(bill if bill is not None else "null" for _, _, _, bill in group) + "]"
+            if len(from_json(bills)) != count:  # each a JSON value, or the block is refused whole (never misread)
+                raise ValueError(f"the bills of items {first} to {first + count - 1} do not read as {count}")
+            rows = [row for _, row, _, _ in group]
+            plain = rows == list(range(first + 1, first + count + 1))
+            db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", (first, count, bills.encode(),
+                       json.dumps([key for _, _, key, _ in group]), None if plain else json.dumps(rows)))  # fmt: skip
+            group.clear()
+
+        for entry in db.execute("SELECT idx, row, key, bill FROM items ORDER BY idx").fetchall():
+            if group and (entry[0] != group[-1][0] + 1 or len(group) >= BLOCK):
+                flush()
+            group.append(entry)
+        flush()
+        db.execute(_ITEMS.format(name="items_3"))
+        columns = "idx, state, owner, attempts, first_sent, submission, provider_id, status, error_type, error, " \
+                  "result, updated"  # fmt: skip
+        db.execute(f"INSERT INTO items_3 ({columns}) SELECT {columns} FROM items")
+        db.execute("DROP TABLE items")
+        db.execute("ALTER TABLE items_3 RENAME TO items")
 
     @property
     def meta(self) -> dict[str, str]:
@@ -237,8 +342,11 @@ class Journal:
 
     def close(self) -> None:
         with self._write():
-            # unfinished items go back; a finished one keeps the owner that finished it (host:pid:run)
-            self._db.execute(f"UPDATE items SET owner = NULL WHERE {_OPEN} AND owner = ?", (self.owner,))
+            # unfinished items go back (only this process's claims can be its own); a finished one keeps the owner
+            # that finished it (host:pid:run)
+            if self._held:
+                self._db.execute(f"UPDATE items SET owner = NULL WHERE {_OPEN} AND owner = ?", (self.owner,))
+                self._held.clear()
             self._db.execute("DELETE FROM owners WHERE id = ?", (self.owner,))
         self._db.close()
 
@@ -260,24 +368,88 @@ class Journal:
         self._db.execute("COMMIT")
 
     # -- loading ---------------------------------------------------------------------------------------------
-    def add(self, items: Iterable[tuple[int, str | None, str | None, str | None]]) -> int:
-        """Append items ``(row, bill json, key, error)``: with an error (or no bill) the item is ``invalid``."""
+    def add_blocks(self, blocks: Iterable[Block]) -> int:
+        """Append the items of ``blocks`` (in one transaction), each block's bills written as given; returns how
+        many items. A block longer than :data:`BLOCK` is kept whole (it is read whole when a bill is read back)."""
         now = time.time()
+        added = 0
         with self._write() as db:
             start = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM items").fetchone()[0]
-            rows = [(start + i, row, key, "pending", None, None, now, bill) if error is None and bill is not None
-                    else (start + i, row, key, "invalid", "ValidationError" if error else None, error, now, None)
-                    for i, (row, bill, key, error) in enumerate(items)]  # fmt: skip
-            db.executemany(
-                "INSERT INTO items (idx, row, key, state, error_type, error, updated, bill) VALUES (?,?,?,?,?,?,?,?)",
-                rows,
-            )
-        return len(rows)
+            for block in blocks:
+                count = len(block.keys)
+                if not count:
+                    continue
+                rows = None if block.rows is None else list(block.rows)
+                if rows is not None and len(rows) != count:
+                    raise ValueError(f"a block of {count} keys has {len(rows)} rows")
+                if rows == list(range(start + 1, start + count + 1)):
+                    rows = None
+                bills = block.bills.encode() if isinstance(block.bills, str) else block.bills
+                db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", (start, count, bills, to_json(list(block.keys)),
+                           None if rows is None else to_json(rows)))  # fmt: skip
+                db.execute(_INSERT_ITEMS, (start, start + count - 1, now))
+                if block.invalid:
+                    db.executemany(
+                        "UPDATE items SET state = 'invalid', error_type = ?, error = ? WHERE idx = ?",
+                        [("ValidationError" if error else None, error, start + pos)
+                         for pos, error in block.invalid.items()],
+                    )  # fmt: skip
+                start += count
+                added += count
+        self._freed += 1
+        return added
+
+    def add(self, items: Iterable[tuple[int, str | None, str | None, str | None]]) -> int:
+        """Append items ``(row, bill json, key, error)``: with an error (or no bill) the item is ``invalid``."""
+        listed = list(items)
+        invalid = {pos: error for pos, (_, bill, _, error) in enumerate(listed) if error is not None or bill is None}
+        bills = "[" + ",".join("null" if pos in invalid else str(bill) for pos, (_, bill, _, _) in enumerate(listed))
+        block = Block(bills + "]", [key for _, _, key, _ in listed], [row for row, _, _, _ in listed], invalid)
+        return self.add_blocks([block])
+
+    def _block(self, idx: int) -> tuple[int, list[Any]]:
+        """The bills of the block holding item ``idx`` (parsed, kept), with the block's first idx."""
+        for first, (count, bills) in self._bills.items():
+            if first <= idx < first + count:
+                return first, bills
+        row = self._db.execute(
+            "SELECT first, count, bills FROM blocks WHERE first <= ? ORDER BY first DESC LIMIT 1", (idx,)
+        ).fetchone()
+        if row is None or idx >= row[0] + row[1]:
+            raise JournalError(f"{self.path}: item {idx} has no bill")
+        first, count, raw = row
+        parsed = from_json(raw)
+        if not isinstance(parsed, list) or len(parsed) != count:
+            raise JournalError(f"{self.path}: the bills of items {first} to {first + count - 1} are damaged")
+        if len(self._bills) >= 4:
+            self._bills.pop(next(iter(self._bills)))
+        self._bills[first] = (count, parsed)
+        return first, parsed
 
     def bill(self, idx: int) -> str | None:
         """The bill of item ``idx``, as JSON with its key pinned (None for an invalid row)."""
-        row = self._db.execute("SELECT bill FROM items WHERE idx = ?", (idx,)).fetchone()
-        return None if row is None or row[0] is None else str(row[0])
+        if self._db.execute("SELECT 1 FROM items WHERE idx = ?", (idx,)).fetchone() is None:
+            return None
+        first, bills = self._block(idx)
+        one = bills[idx - first]
+        return None if one is None else to_json(one).decode()
+
+    def _label(self, idx: int) -> tuple[int, str | None]:
+        """Item ``idx``'s source row and key."""
+        block = next(((first, *b) for first, b in self._labels.items() if first <= idx < first + b[0]), None)
+        if block is None:
+            found = self._db.execute(
+                "SELECT first, count, keys, rows FROM blocks WHERE first <= ? ORDER BY first DESC LIMIT 1", (idx,)
+            ).fetchone()
+            if found is None or idx >= found[0] + found[1]:
+                return idx + 1, None
+            keys, rows = json.loads(found[2]), json.loads(found[3]) if found[3] is not None else None
+            if len(self._labels) >= 4:
+                self._labels.pop(next(iter(self._labels)))
+            self._labels[found[0]] = (found[1], keys, rows)
+            block = (found[0], found[1], keys, rows)
+        first, _, keys, rows = block
+        return (rows[idx - first] if rows is not None else idx + 1), keys[idx - first]
 
     # -- claims ----------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -299,7 +471,7 @@ class Journal:
                 gone.append(owner)
         return gone
 
-    def claim(self, limit: int, *, states: Sequence[str] = ("pending", "sending", "submitted")) -> list[Item]:
+    def claim(self, limit: int, *, states: Sequence[str] = ("pending", "sending", "submitted")) -> Sequence[Item]:
         """Take up to ``limit`` unfinished items for this process: unowned ones, and those of owners that are gone
         (with every other unfinished item of their submissions, so a submission is resumed by one process).
 
@@ -316,13 +488,28 @@ class Journal:
                 db.executemany("DELETE FROM owners WHERE id = ?", [(g,) for g in gone])
             query = (f"SELECT {_ITEM_COLUMNS} FROM items WHERE idx >= ? AND state IN ({wanted}) AND {free} "
                      "ORDER BY idx LIMIT ?")  # fmt: skip
-            rows = db.execute(query, (self._scan_from, *states, limit)).fetchall()
+            rows = self._candidates(db, query, self._scan_from, states, limit)
             if not rows and self._scan_from:
-                rows = db.execute(query, (0, *states, limit)).fetchall()
+                # from the start: unless nothing changed since a look from the start found nothing (no commit by
+                # another connection, nothing made claimable here, no owner gone)
+                mark = (int(db.execute("PRAGMA data_version").fetchone()[0]), self._freed)
+                if gone or mark != self._found_nothing_at:
+                    rows = self._candidates(db, query, 0, states, limit)
+                    self._found_nothing_at = None if rows else mark
             if not rows:
                 return []
+            if isinstance(rows, Fresh):  # consecutive pending items never sent: nothing else comes with them
+                low, high = rows.span[0], rows.span[-1]
+                self._scan_from = high + 1
+                now = self.wall()
+                db.execute(
+                    "UPDATE items SET owner = ?, attempts = 1, first_sent = ?, updated = ?, state = 'sending' "
+                    "WHERE idx BETWEEN ? AND ?", (self.owner, now, now, low, high),
+                )  # fmt: skip
+                self._held.update(rows.span)
+                return rows
             self._scan_from = rows[-1][0] + 1
-            subs = sorted({r[6] for r in rows if r[6] is not None})
+            subs = sorted({r[4] for r in rows if r[4] is not None})
             if subs:  # the rest of a submission being resumed comes with it
                 more: dict[int, Any] = {}
                 for sub in subs:
@@ -345,26 +532,45 @@ class Journal:
                 f"state = CASE WHEN state = 'pending' THEN 'sending' ELSE state END WHERE {span}",
                 (self.owner, now, now, *params),
             )  # fmt: skip
+        self._held.update(r[0] for r in rows)
         return [Item(*r) for r in rows]
+
+    @staticmethod
+    def _candidates(db: sqlite3.Connection, query: str, start: int, states: Sequence[str], limit: int,
+                    ) -> Fresh | list[Any]:  # fmt: skip
+        """The items ``query`` selects from ``start``: counted first, and when they are consecutive pending items
+        never sent (the common case) made here rather than read row by row."""
+        count, low, high, fresh = db.execute(
+            "SELECT COUNT(*), MIN(idx), MAX(idx), TOTAL(state = 'pending' AND attempts = 0 AND first_sent IS NULL "
+            f"AND submission IS NULL) FROM ({query})", (start, *states, limit),
+        ).fetchone()  # fmt: skip
+        if not count:
+            return []
+        if fresh == count and high - low + 1 == count:
+            return Fresh(range(low, high + 1))
+        return db.execute(query, (start, *states, limit)).fetchall()
 
     def release(self, idxs: Iterable[int]) -> None:
         """Give back the items of ``idxs`` this process has not finished (a deadline, a cancel)."""
-        picked = sorted(set(idxs))
-        if not picked:
+        picked = sorted(self._held.intersection(idxs))
+        if not picked:  # every one finished
             return
         span, params = _span(picked)
         with self._write() as db:
             db.execute(f"UPDATE items SET owner = NULL WHERE {_OPEN} AND {span} AND owner = ?", (*params, self.owner))
+        self._held.difference_update(picked)
+        self._freed += 1
 
     def others_active(self) -> bool:
         """Whether another live process owns unfinished items (so this one should wait for them, not stop)."""
         with self._write() as db:
             gone = set(self._gone(db))
-            owners = {r[0] for r in db.execute(
-                f"SELECT DISTINCT owner FROM items WHERE {_OPEN} AND owner IN (SELECT id FROM owners) AND owner != ?",
-                (self.owner,),
-            )}  # fmt: skip
-        return bool(owners - gone)
+            live = [r[0] for r in db.execute("SELECT id FROM owners WHERE id != ?", (self.owner,)) if r[0] not in gone]
+            if not live:  # nobody else: no need to read the items
+                return False
+            marks = ",".join("?" * len(live))
+            found = db.execute(f"SELECT 1 FROM items WHERE {_OPEN} AND owner IN ({marks}) LIMIT 1", live).fetchone()
+        return found is not None
 
     # -- budgets ----------------------------------------------------------------------------------------------
     def take_login(self, now: float, limit: int, window: float) -> float:
@@ -409,7 +615,7 @@ class Journal:
         span, params = _span(picked)
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO submissions (token, created, items) VALUES (?, ?, ?)", (token, now, json.dumps(picked))
+                "INSERT INTO submissions (token, created, items) VALUES (?, ?, ?)", (token, now, to_json(picked))
             )
             sub = cur.lastrowid
             assert sub is not None
@@ -449,15 +655,43 @@ class Journal:
         with self._write() as db:
             if done:  # the common case, with fewer columns (the errors of a done item are never set)
                 db.executemany(
-                    "UPDATE items SET state = 'done', provider_id = ?, status = ?, result = ?, updated = ? "
-                    "WHERE idx = ? AND owner = ?", done,
+                    "UPDATE items SET state = 'done', packed = 0, provider_id = ?, status = ?, result = ?, "
+                    "updated = ? WHERE idx = ? AND owner = ?", done,
                 )  # fmt: skip
             if other:
                 db.executemany(
-                    "UPDATE items SET state = ?, provider_id = ?, status = ?, result = ?, error_type = ?, error = ?, "
-                    "updated = ?, owner = CASE WHEN ? = 'pending' THEN NULL ELSE owner END WHERE idx = ? AND owner = ?",
+                    "UPDATE items SET state = ?, packed = 0, provider_id = ?, status = ?, result = ?, error_type = ?, "
+                    "error = ?, updated = ?, owner = CASE WHEN ? = 'pending' THEN NULL ELSE owner END "
+                    "WHERE idx = ? AND owner = ?",
                     other,
                 )
+        back = [o[8] for o in other if o[0] == "pending"]
+        if back:
+            self._held.difference_update(back)
+            self._freed += 1
+
+    def finish_submission(self, submission: int, idxs: Sequence[int], results: Sequence[tuple[str | None,
+                          str | None, Mapping[str, str] | None]]) -> None:  # fmt: skip
+        """Every item of ``submission`` done at once: ``results`` (``(provider_id, status, links or None)``, one per
+        item, in the submission's order: ``idxs``, as :meth:`submitted` recorded them) written in the submission's
+        row, and the items marked done (``packed``) by one range update."""
+        picked = list(idxs)
+        if len(results) != len(picked):
+            raise ValueError(f"{len(results)} results for the {len(picked)} items of submission {submission}")
+        span, params = _span(picked)
+        with self._write() as db:
+            row = db.execute("SELECT items FROM submissions WHERE id = ?", (submission,)).fetchone()
+            if row is None or json.loads(row[0]) != picked:
+                raise JournalError(f"{self.path}: submission {submission} does not hold exactly these items")
+            db.execute("UPDATE submissions SET results = ? WHERE id = ?", (to_json(results), submission))
+            cur = db.execute(
+                "UPDATE items SET state = 'done', packed = 1, provider_id = NULL, status = NULL, result = NULL, "
+                f"updated = ? WHERE {span} AND owner = ? AND submission = ?",
+                (self.wall(), *params, self.owner, submission),
+            )
+        if cur.rowcount == len(picked):  # every one finished: nothing of these to give back
+            self._held.difference_update(picked)
+        self._packed.pop(submission, None)
 
     def reopen(self, states: Sequence[str]) -> int:
         """Put every item in ``states`` (``failed``, ``unknown``) back to ``pending``, keeping its key (so a
@@ -465,9 +699,10 @@ class Journal:
         marks = ",".join("?" * len(states))
         with self._write() as db:
             cur = db.execute(
-                f"UPDATE items SET state = 'pending', error_type = NULL, error = NULL, owner = NULL "
+                f"UPDATE items SET state = 'pending', packed = 0, error_type = NULL, error = NULL, owner = NULL "
                 f"WHERE state IN ({marks})", tuple(states),
             )  # fmt: skip
+        self._freed += 1
         return cur.rowcount
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -481,28 +716,61 @@ class Journal:
     def failures(self) -> dict[str, list[int]]:
         """Rows that failed or are unknown, grouped by error (type and message)."""
         groups: dict[str, list[int]] = {}
-        for row, state, etype, error in self._db.execute(
-            "SELECT row, state, error_type, error FROM items WHERE state IN ('failed', 'unknown', 'invalid') "
+        for idx, state, etype, error in self._db.execute(
+            "SELECT idx, state, error_type, error FROM items WHERE state IN ('failed', 'unknown', 'invalid') "
             "ORDER BY idx"
-        ):
-            groups.setdefault(f"{state}: {etype or 'error'}: {error or ''}".strip(), []).append(int(row))
+        ).fetchall():
+            groups.setdefault(f"{state}: {etype or 'error'}: {error or ''}".strip(), []).append(
+                int(self._label(idx)[0])
+            )
         return groups
+
+    def _result_of(self, idx: int, submission: int | None) -> list[Any]:
+        """``[provider_id, status, links or None]`` of a packed item, from its submission's results."""
+        if submission is None:
+            raise JournalError(f"{self.path}: item {idx} is packed without a submission")
+        packed = self._packed.get(submission)
+        if packed is None:
+            row = self._db.execute("SELECT items, results FROM submissions WHERE id = ?", (submission,)).fetchone()
+            if row is None or row[1] is None:
+                raise JournalError(f"{self.path}: the results of submission {submission} are missing")
+            idxs, results = json.loads(row[0]), json.loads(row[1])
+            if len(idxs) != len(results):
+                raise JournalError(f"{self.path}: the results of submission {submission} are damaged")
+            packed = dict(zip(idxs, results, strict=True))
+            if len(self._packed) >= 4:
+                self._packed.pop(next(iter(self._packed)))
+            self._packed[submission] = packed
+        if idx not in packed:
+            raise JournalError(f"{self.path}: item {idx} is not in submission {submission}")
+        return packed[idx]
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every item, in input order, as the export writes it."""
         cursor = self._db.execute(
-            "SELECT idx, row, key, state, provider_id, status, error_type, error, attempts, result FROM items "
-            "ORDER BY idx"
+            "SELECT idx, state, provider_id, status, error_type, error, attempts, result, packed, submission "
+            "FROM items ORDER BY idx"
         )
-        for idx, row, key, state, provider_id, status, etype, error, attempts, result in cursor:
-            links = json.loads(result).get("links", {}) if result else {}
+        for idx, state, provider_id, status, etype, error, attempts, result, packed, sub in cursor:
+            if packed:
+                provider_id, status, links = self._result_of(idx, sub)
+                links = links or {}
+            else:
+                links = json.loads(result).get("links", {}) if result else {}
+            row, key = self._label(idx)
             yield {"index": idx, "row": row, "key": key, "state": state, "provider_id": provider_id,
                    "status": status, "error_type": etype, "error": error, "attempts": attempts,
                    "links": links}  # fmt: skip
 
     def result(self, idx: int) -> str | None:
-        row = self._db.execute("SELECT result FROM items WHERE idx = ?", (idx,)).fetchone()
-        return None if row is None else row[0]
+        """The links of item ``idx``'s bill as JSON (``{"links": ...}``), or None."""
+        row = self._db.execute("SELECT result, packed, submission FROM items WHERE idx = ?", (idx,)).fetchone()
+        if row is None:
+            return None
+        if row[1]:
+            links = self._result_of(idx, row[2])[2]
+            return to_json({"links": links}).decode() if links else None
+        return None if row[0] is None else str(row[0])
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"

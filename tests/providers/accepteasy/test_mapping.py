@@ -210,6 +210,15 @@ _BULK_CASES: list[dict[str, Any]] = [
     {"direction": Direction.PAYABLE}, {"direction": Direction.RECEIVABLE},
     {"provider_options": {}}, {"provider_options": {"SRRID": "own-1"}}, {"provider_options": {"CountdownDays": 5}},
     {"provider_options": {"SRRID": ""}}, {"provider_options": {"Amount": 12.95}},
+    # a batch's pinned key alone (the fast path too), at and over the limit, of another type, needing escapes, or
+    # the very SRRID the bulk would have given
+    {"provider_options": {"SRRID": "S" * 36}}, {"provider_options": {"SRRID": "S" * 37}},
+    {"provider_options": {"SRRID": 7}}, {"provider_options": {"SRRID": 'q"ué\\ 🧾'}},
+    {"provider_options": {"SRRID": "bk-0123456789abcdef0123-0"}},
+    {"provider_options": {"SRRID": "own-2", "CountdownDays": 5}},
+    {"provider_options": {"SRRID": "own-3"}, "due_date": _DUE},
+    {"provider_options": {"SRRID": "own-4"}, "description": "d" * 33},
+    {"provider_options": {"SRRID": "own-5"}, "counterparty": Party(email="jan@example.nl")},
     {"line_items": ()}, {"line_items": (LineItem(description="x", unit_price=Money("1", "EUR")),)},
     {"issue_date": None}, {"issue_date": NOW.date()},
     {"provider_id": "ATID-1", "status": BillStatus.OPEN, "raw": {"Status": "Open"}},  # a bill read back
@@ -314,6 +323,29 @@ def test_a_plain_bulk_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> No
     assert made.bodies[2] == (
         b'{"PaymentReference":"R-2","Description":"Insurance deductible","Amount":1295,'
         b'"ExpiryDate":"2026-02-14T23:59:59Z","SRRID":"bk-s-2"}'
+    )
+
+
+def test_a_bulk_of_pinned_bills_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's bills carry their pinned SRRID as their only option: that shape is plain too, and each body
+    carries its own SRRID, listed in the token's own SRRIDs."""
+    from billkit.providers.accepteasy import mapping
+    from billkit.providers.accepteasy.client import AcceptEasyAdapter
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the full path")
+
+    pinned = [AcceptEasyAdapter.pin_key(bill(f"R-{i}", due_date=_DUE), "seed", 40 + i)[0] for i in range(3)]
+    expected = _agree(pinned)
+    monkeypatch.setattr(mapping, "prepare_request", refuse)
+    monkeypatch.setattr(mapping, "check_supported", refuse)
+    made = mapping.prepare_bulk(pinned, now=NOW, seed="0123456789abcdef0123")
+    assert made == expected
+    assert made.srrids == ["bk-seed-28", "bk-seed-29", "bk-seed-2a"]
+    assert made.own == {"0": "bk-seed-28", "1": "bk-seed-29", "2": "bk-seed-2a"}
+    assert made.bodies[2] == (
+        b'{"PaymentReference":"R-2","Description":"Insurance deductible","Amount":1295,'
+        b'"ExpiryDate":"2026-02-14T23:59:59Z","SRRID":"bk-seed-2a"}'
     )
 
 

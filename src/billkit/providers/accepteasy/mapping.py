@@ -337,9 +337,9 @@ class PreparedBulk:
 _MISSING: Any = object()
 
 
-def prepare_bulk(bills: Sequence[Bill], *, now: dt.datetime, seed: str) -> PreparedBulk:
-    """:func:`prepare_request` for every bill of a bulk (bill ``i`` gets the SRRID ``bk-<seed>-<i>`` unless it
-    brings one), judged at one ``now``; raises ValidationError with every bill's problems (``[i].`` paths) and
+def prepare_bulk(bills: Sequence[Bill], *, now: dt.datetime, seed: str, start: int = 0) -> PreparedBulk:
+    """:func:`prepare_request` for every bill of a bulk (bill ``i`` gets the SRRID ``bk-<seed>-<start + i>`` unless
+    it brings one), judged at one ``now``; raises ValidationError with every bill's problems (``[i].`` paths) and
     duplicate SRRIDs.
 
     The shape of a bill (which fields are set) is checked once per bulk, not per bill: a plain :class:`Bill`
@@ -359,9 +359,16 @@ def prepare_bulk(bills: Sequence[Bill], *, now: dt.datetime, seed: str) -> Prepa
     refs: list[str] = []
     own: dict[str, str] = {}
     problems: list[Problem] = []
+    pinned = flat | {"provider_options"}
     for i, bill in enumerate(bills):
-        srrid = f"bk-{seed}-{i:x}"  # bulk_srrid(seed, i)
-        if type(bill) is Bill and bill.model_fields_set <= flat and not bill.provider_options:
+        srrid = f"bk-{seed}-{start + i:x}"  # bulk_srrid(seed, start + i)
+        options = bill.provider_options
+        # a plain bill, or one whose only option is its own SRRID (a batch's pinned key: ``pin_key``)
+        own_srrid = options.get("SRRID") if len(options) == 1 else None
+        if type(bill) is Bill and (
+            (not options and bill.model_fields_set <= flat)
+            or (type(own_srrid) is str and 0 < len(own_srrid) <= MAX_SRRID and bill.model_fields_set <= pinned)
+        ):
             ref, desc, total, due = bill.reference, bill.description, bill.total, bill.due_date
             if (
                 bill.direction is receivable
@@ -384,10 +391,15 @@ def prepare_bulk(bills: Sequence[Bill], *, now: dt.datetime, seed: str) -> Prepa
                             f',"ExpiryDate":{enc(_format_cached(when))}' if now < when <= limit else None
                         )
                 if cents >= 0 and expiry is not None:
-                    bodies.append(
-                        f'{{"PaymentReference":{enc(ref)},"Description":{enc(desc)},"Amount":{cents}{expiry},'
-                        f'"SRRID":"{srrid}"}}'.encode()
-                    )
+                    if own_srrid is None:
+                        tail = f'"SRRID":"{srrid}"}}'
+                    else:
+                        tail = f'"SRRID":{enc(own_srrid)}}}'
+                        if own_srrid != srrid:
+                            own[str(i)] = own_srrid
+                        srrid = own_srrid
+                    head = f'{{"PaymentReference":{enc(ref)},"Description":{enc(desc)},"Amount":{cents}{expiry},'
+                    bodies.append((head + tail).encode())
                     srrids.append(srrid)
                     refs.append(ref)
                     continue
@@ -401,7 +413,7 @@ def prepare_bulk(bills: Sequence[Bill], *, now: dt.datetime, seed: str) -> Prepa
         refs.append(req.payment_reference)
         if req.srrid != srrid and req.srrid is not None:
             own[str(i)] = req.srrid
-    if own:  # bk-<seed>-<i> are distinct: only SRRIDs the caller gave can repeat one (numbered as prepared)
+    if own:  # bk-<seed>-<start + i> are distinct: only SRRIDs the caller gave can repeat one (numbered as prepared)
         seen: dict[str, int] = {}
         for n, s in enumerate(srrids):
             if s in seen:
